@@ -1,0 +1,1 @@
+"""Channel adapters (console, Telegram, Matrix) and the command line that wires them."""

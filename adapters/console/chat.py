@@ -1,0 +1,125 @@
+"""`hotline chat`: the flows in a terminal, or in a pipe for scripts.
+
+Buttons are printed numbered; the person types a number (a press) or words (which the
+engine matches against the labels, or routes). Ctrl-D or Ctrl-C ends the chat.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from engine.conversation import (
+    Action,
+    Address,
+    Button,
+    CancelHandover,
+    ForgetUser,
+    Inbound,
+    RelayToOperator,
+    SendDocument,
+    SendText,
+    StartHandover,
+)
+from engine.loader import load_folder
+from engine.runtime import Engine
+from engine.stores import MemoryStore
+
+ADDRESS = Address("console", "you")
+
+
+class ConsoleChat:
+    """One person at a terminal. Remembers the last buttons so a typed number presses one."""
+
+    def __init__(self, engine: Engine, out: TextIO, language: str | None = None) -> None:
+        self.engine = engine
+        self.out = out
+        self.language = language
+        self.store = MemoryStore()
+        self.buttons: tuple[Button, ...] = ()
+        self.documents_dir = Path("documents")
+
+    def send(self, line: str) -> list[Action]:
+        """Feed one typed line; print and return what the bot did."""
+        stripped = line.strip()
+        event = Inbound.typed(ADDRESS, line, self.language)
+        if stripped.isdigit() and self.buttons and 1 <= int(stripped) <= len(self.buttons):
+            event = Inbound.press(ADDRESS, self.buttons[int(stripped) - 1].payload, self.language)
+        key = f"{ADDRESS.channel}:{ADDRESS.chat}"
+        outcome = self.engine.handle(self.store.load(key), event)
+        if outcome.session is None:
+            self.store.delete(key)
+        else:
+            self.store.save(outcome.session)
+        for action in outcome.actions:
+            self.show(action)
+        return outcome.actions
+
+    def pressed_label(self, line: str) -> str | None:
+        """The label a typed number presses, if it is one (for recording)."""
+        stripped = line.strip()
+        if stripped.isdigit() and self.buttons and 1 <= int(stripped) <= len(self.buttons):
+            return self.buttons[int(stripped) - 1].label
+        return None
+
+    def show(self, action: Action) -> None:
+        write = self.out.write
+        if isinstance(action, SendText):
+            write(f"bot> {action.text}\n")
+            for number, button in enumerate(action.buttons, 1):
+                write(f"  {number}. {button.label}\n")
+            if action.buttons:
+                self.buttons = action.buttons
+        elif isinstance(action, SendDocument):
+            self.documents_dir.mkdir(exist_ok=True)
+            path = self.documents_dir / action.file_name
+            path.write_bytes(action.data)
+            write(f"bot> [document] {action.file_name} saved to {path}\n")
+        elif isinstance(action, StartHandover):
+            write(
+                f"  [handed over to the '{action.queue}' queue: in `hotline serve` a lawyer "
+                "answers here; /cancel returns to the bot]\n"
+            )
+        elif isinstance(action, RelayToOperator):
+            write("  [passed to the lawyers' queue]\n")
+        elif isinstance(action, CancelHandover):
+            write("  [left the lawyers' queue]\n")
+        elif isinstance(action, ForgetUser):
+            self.buttons = ()
+        self.out.flush()
+
+
+def run_chat(flows_dir: Path, language: str | None = None, record: str | None = None) -> int:
+    flows, report = load_folder(flows_dir)
+    if flows is None:
+        for diagnostic in report.sorted():
+            print(diagnostic, file=sys.stderr)
+        print(f"{flows_dir}: fix these errors first (`hotline check {flows_dir}`)", file=sys.stderr)
+        return 1
+    if language is not None and language not in flows.bot.languages:
+        print(
+            f"--lang {language}: this bot speaks {', '.join(flows.bot.languages)}",
+            file=sys.stderr,
+        )
+        return 2
+    chat = ConsoleChat(Engine(flows), sys.stdout, language)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("hotline chat: type a number to press a button, /help for commands, Ctrl-D to quit")
+    chat.send("/start")
+    try:
+        while True:
+            if interactive:
+                print("you> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            if not line.strip():
+                continue
+            if not interactive:
+                print(f"you> {line.rstrip()}")
+            chat.send(line.rstrip("\n"))
+    except KeyboardInterrupt:
+        print()
+    return 0

@@ -1,0 +1,218 @@
+"""What flows in and out of the engine: sessions, inbound events and outbound actions.
+
+All plain values. A channel adapter turns its updates into `Inbound` events and carries
+out the `Action`s the engine returns; the engine itself never performs I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+# --------------------------------------------------------------------------- addresses
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a message goes: a channel ('telegram', 'matrix', 'console') and its chat id."""
+
+    channel: str
+    chat: str
+
+
+# --------------------------------------------------------------------------- inbound
+
+
+class InboundKind(str, Enum):
+    TEXT = "text"  # something typed (commands are recognised by the engine)
+    PRESS = "press"  # a button pressed; `payload` is the button's payload
+    CLOSE = "close"  # an operator closed the person's hand-over
+    UNSUPPORTED = "unsupported"  # a photo, sticker, voice message...: answered politely
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    kind: InboundKind
+    address: Address
+    text: str = ""
+    payload: str = ""
+    language_hint: str | None = None  # e.g. Telegram's language_code
+
+    @staticmethod
+    def typed(address: Address, text: str, language_hint: str | None = None) -> Inbound:
+        return Inbound(InboundKind.TEXT, address, text=text, language_hint=language_hint)
+
+    @staticmethod
+    def press(address: Address, payload: str, language_hint: str | None = None) -> Inbound:
+        return Inbound(InboundKind.PRESS, address, payload=payload, language_hint=language_hint)
+
+
+# --------------------------------------------------------------------------- outbound
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    payload: str  # short and opaque: "<turn>.<index>", fits Telegram's 64-byte callback_data
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    to: Address
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SendDocument:
+    to: Address
+    file_name: str
+    data: bytes
+    mime_type: str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverContext:
+    """What the operators see about a case: the path taken and the answers, nothing else."""
+
+    language: str
+    path: tuple[str, ...]
+    answers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StartHandover:
+    """Open a case in `queue`; `serve` routes it to that queue's operators' room."""
+
+    user: Address
+    queue: str
+    context: HandoverContext
+
+
+@dataclass(frozen=True, slots=True)
+class RelayToOperator:
+    """A message the person wrote while their case is open."""
+
+    user: Address
+    queue: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelHandover:
+    user: Address
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetUser:
+    """Delete everything stored about this person (the engine drops the session itself)."""
+
+    user: Address
+
+
+Action = SendText | SendDocument | StartHandover | RelayToOperator | CancelHandover | ForgetUser
+
+
+# --------------------------------------------------------------------------- session
+
+
+class Status(str, Enum):
+    IDLE = "idle"  # nothing active: typed text is routed, buttons are stale
+    MENU = "menu"  # the menu is on screen: its buttons start flows
+    ASKING = "asking"  # a step waits for an answer
+    HANDOVER = "handover"  # a human has the conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A question the person was at, for /back: the step and the call stack then."""
+
+    flow: str
+    step: str
+    stack: tuple[tuple[str, str], ...]
+
+
+@dataclass(slots=True)
+class Session:
+    """One person's conversation. Small on purpose: many thousands are kept at once."""
+
+    key: str
+    language: str
+    status: Status = Status.IDLE
+    flow: str | None = None
+    step: str | None = None
+    # Call steps waiting for the called flow to end, innermost last.
+    stack: list[tuple[str, str]] = field(default_factory=list)
+    answers: dict[str, Any] = field(default_factory=dict)
+    history: list[Frame] = field(default_factory=list)
+    turn: int = 0  # bumped whenever new buttons are shown; stale presses are detected by it
+    queue: str | None = None
+    path: list[str] = field(default_factory=list)  # flows entered, for the operators' ticket
+    updated: float = 0.0
+
+    def copy(self) -> Session:
+        return Session(
+            key=self.key,
+            language=self.language,
+            status=self.status,
+            flow=self.flow,
+            step=self.step,
+            stack=list(self.stack),
+            answers=dict(self.answers),
+            history=list(self.history),
+            turn=self.turn,
+            queue=self.queue,
+            path=list(self.path),
+            updated=self.updated,
+        )
+
+    # ------------------------------------------------------------------ serialisation
+    # A compact JSON-able form for the stores; dates are tagged so they come back as dates.
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "l": self.language,
+            "s": self.status.value,
+            "f": self.flow,
+            "p": self.step,
+            "k": self.stack,
+            "a": {k: _encode(v) for k, v in self.answers.items()},
+            "h": [[f.flow, f.step, f.stack] for f in self.history],
+            "t": self.turn,
+            "q": self.queue,
+            "w": self.path,
+            "u": self.updated,
+        }
+
+    @staticmethod
+    def from_record(key: str, record: dict[str, Any]) -> Session:
+        return Session(
+            key=key,
+            language=record["l"],
+            status=Status(record["s"]),
+            flow=record["f"],
+            step=record["p"],
+            stack=[(a, b) for a, b in record["k"]],
+            answers={k: _decode(v) for k, v in record["a"].items()},
+            history=[Frame(f, s, tuple((a, b) for a, b in k)) for f, s, k in record["h"]],
+            turn=record["t"],
+            queue=record["q"],
+            path=list(record["w"]),
+            updated=record["u"],
+        )
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "$date" in value:
+        return dt.date.fromisoformat(value["$date"])
+    return value
