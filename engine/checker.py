@@ -120,9 +120,10 @@ def check(loaded: LoadedFolder) -> None:
     if bot is not None:
         for index, flow_id in enumerate(bot.menu.flows):
             if flow_id not in flows:
+                at = bot.menu_positions[index] if index < len(bot.menu_positions) else Position()
                 report.error(
                     bot.file,
-                    Position(),
+                    at,
                     f"menu.flows[{index}]: there is no flow '{flow_id}'"
                     f"{did_you_mean(flow_id, flows)}",
                 )
@@ -247,8 +248,8 @@ def _check_target(
 
 
 def _raw_step_names(lf: LoadedFlow) -> set[str]:
-    # A broken flow still knows which names its file declared: its Flow.start and steps.
-    return set(lf.steps) | {lf.flow.start}
+    # A broken flow still knows which names its file declared.
+    return set(lf.declared) | set(lf.steps)
 
 
 def _check_unreachable(loaded: LoadedFolder, graph: _Graph, reachable: set[Node]) -> None:
@@ -278,9 +279,7 @@ def _check_unreachable(loaded: LoadedFolder, graph: _Graph, reachable: set[Node]
 def _check_ways_out(loaded: LoadedFolder, graph: _Graph, reachable: set[Node]) -> None:
     """From each reachable step an `end` or a handover must remain possible."""
     terminals = [
-        node
-        for node in graph.succ
-        if graph.step(node).kind in (StepKind.END, StepKind.HANDOVER)
+        node for node in graph.succ if graph.step(node).kind in (StepKind.END, StepKind.HANDOVER)
     ]
     # Steps whose onward moves lead into a broken flow are given the benefit of the doubt.
     for node in graph.succ:

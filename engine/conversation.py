@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 # --------------------------------------------------------------------------- addresses
@@ -25,7 +25,7 @@ class Address:
 # --------------------------------------------------------------------------- inbound
 
 
-class InboundKind(str, Enum):
+class InboundKind(StrEnum):
     TEXT = "text"  # something typed (commands are recognised by the engine)
     PRESS = "press"  # a button pressed; `payload` is the button's payload
     CLOSE = "close"  # an operator closed the person's hand-over
@@ -119,7 +119,7 @@ Action = SendText | SendDocument | StartHandover | RelayToOperator | CancelHando
 # --------------------------------------------------------------------------- session
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     IDLE = "idle"  # nothing active: typed text is routed, buttons are stale
     MENU = "menu"  # the menu is on screen: its buttons start flows
     ASKING = "asking"  # a step waits for an answer

@@ -573,7 +573,9 @@ def _string(source: str, start: int) -> _Token:
         if char == quote:
             return _Token("literal", source[start : i + 1], "".join(parts), start)
         if char == "\\":
-            escaped = source[i + 1] if i + 1 < n else ""
+            if i + 1 >= n:
+                raise ExpressionError("unterminated string: the closing quote is missing", start)
+            escaped = source[i + 1]
             if escaped not in ("'", '"', "\\"):
                 raise ExpressionError(
                     f"unknown escape '\\{escaped}' in a string; "

@@ -162,7 +162,10 @@ def match_option(text: str, labels: list[str]) -> object:
     from difflib import SequenceMatcher
 
     scored = sorted(
-        ((SequenceMatcher(None, wanted, normalise_label(label)).ratio(), label) for label in labels),
+        (
+            (SequenceMatcher(None, wanted, normalise_label(label)).ratio(), label)
+            for label in labels
+        ),
         reverse=True,
     )
     if scored and scored[0][0] >= 0.85 and (len(scored) == 1 or scored[1][0] < scored[0][0] - 0.1):

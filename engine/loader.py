@@ -99,7 +99,7 @@ def _describe_schema_error(
 ) -> Iterator[tuple[Position, str]]:
     path = list(error.absolute_path)
     parent, key, value = _walk(document, path)
-    where = ".".join(str(p) for p in path) or "the file"
+    where = describe_path(path)
     position = _value_position(parent, key, document.position)
     validator = error.validator
     if validator == "additionalProperties" and isinstance(value, LocatedMap):
@@ -135,6 +135,16 @@ def _describe_schema_error(
         )
         return
     if validator == "oneOf" and _is_text_schema(error.schema):
+        if isinstance(value, LocatedMap):
+            for language, written in value.plain_scalars.items():
+                if not isinstance(value[language], str):
+                    yield (
+                        value.value_at(language),
+                        f"{where}, {language}: YAML read `{written}` as "
+                        f"{_yaml_kind(value[language])}, not as text; put it in quotes: "
+                        f'"{written}"',
+                    )
+                    return
         yield position, f"{where} must be a text: a string or a map language -> string"
         return
     if validator == "enum":
@@ -161,6 +171,26 @@ def _describe_schema_error(
         yield position, f"{where} must not be empty"
         return
     yield position, f"{where}: {error.message}"
+
+
+def describe_path(path: list[Any]) -> str:
+    """['steps', 'ask', 'choices', 0, 'label'] -> "step 'ask', choice 1, label"."""
+    if not path:
+        return "the file"
+    words: list[str] = []
+    items = list(path)
+    while items:
+        part = items.pop(0)
+        if part == "steps" and items:
+            words.append(f"step '{items.pop(0)}'")
+        elif part in ("choices", "branch", "options") and items and isinstance(items[0], int):
+            noun = {"choices": "choice", "branch": "branch item", "options": "option"}[part]
+            words.append(f"{noun} {items.pop(0) + 1}")
+        elif isinstance(part, int):
+            words.append(f"item {part + 1}")
+        else:
+            words.append(str(part))
+    return ", ".join(words)
 
 
 _NAME_RULE = "use lower-case latin letters, digits and _, starting with a letter"
@@ -252,6 +282,8 @@ class FileContext:
         texts: dict[str, str] = {}
         for language, value in raw.items():
             at = raw.key_at(language) if isinstance(raw, LocatedMap) else position
+            if not isinstance(value, str):
+                continue  # the schema check has reported it
             if language not in self.languages:
                 hint = did_you_mean(language, self.languages)
                 self.report.error(
@@ -311,6 +343,7 @@ class LoadedFlow:
     steps: dict[str, LoadedStep]
     match_position: Position | None = None
     broken: bool = False  # a structural error made part of it unusable
+    declared: frozenset[str] = frozenset()  # every step name the file declares
 
 
 def _target(raw: str, flow: str) -> Target:
@@ -321,9 +354,12 @@ def _target(raw: str, flow: str) -> Target:
 
 
 def _input_spec(raw: LocatedMap, ctx: FileContext, where: str, uses: list[_TextUse]) -> InputSpec:
-    kind = InputType(raw["type"])
+    try:
+        kind = InputType(raw["type"])
+    except ValueError:
+        kind = InputType.TEXT  # the schema check has reported it; read the rest anyway
     options = tuple(
-        ctx.text(option, raw["options"].item_at(i), f"{where}.input.options[{i}]", uses)
+        ctx.text(option, raw["options"].item_at(i), f"{where}, input option {i + 1}", uses)
         for i, option in enumerate(raw.get("options", []))
     )
     pattern = raw.get("pattern")
@@ -417,10 +453,10 @@ def _load_step(
         return None
     uses: list[_TextUse] = []
     loaded = LoadedStep(step=None)  # type: ignore[arg-type]  # filled in below
-    say = ctx.text(raw["say"], raw.value_at("say"), f"{where}.say", uses) if "say" in raw else None
+    say = ctx.text(raw["say"], raw.value_at("say"), f"{where}, say", uses) if "say" in raw else None
     invalid = None
     if "invalid" in raw:
-        invalid = ctx.text(raw["invalid"], raw.value_at("invalid"), f"{where}.invalid", uses)
+        invalid = ctx.text(raw["invalid"], raw.value_at("invalid"), f"{where}, invalid", uses)
         if kind not in (StepKind.INPUT, StepKind.CHOICES):
             ctx.report.warning(
                 ctx.file, raw.key_at("invalid"), f"{where}: `invalid` is only used by questions"
@@ -475,13 +511,13 @@ def _load_step(
         spec = raw["handover"]
         handover_say = None
         if "say" in spec:
-            handover_say = ctx.text(spec["say"], spec.value_at("say"), f"{where}.handover", uses)
+            handover_say = ctx.text(spec["say"], spec.value_at("say"), f"{where}, handover", uses)
         handover = Handover(spec["queue"], handover_say)
         loaded.queue_position = spec.value_at("queue")
     document = None
     if "document" in raw:
         spec = raw["document"]
-        name_text = ctx.text(spec["name"], spec.value_at("name"), f"{where}.document.name", uses)
+        name_text = ctx.text(spec["name"], spec.value_at("name"), f"{where}, document name", uses)
         document = DocumentSpec(spec["template"], name_text)
         loaded.document_position = spec.value_at("template")
     if "call" in raw:
@@ -581,7 +617,7 @@ def load_flow_file(path: Path, display: str, languages: tuple[str, ...], report:
         position=document.value_at("flow"),
     )
     match_at = document.key_at("match") if "match" in document else None
-    return LoadedFlow(flow, steps, match_at, broken)
+    return LoadedFlow(flow, steps, match_at, broken, frozenset(raw_steps))
 
 
 def _is_text(value: Any) -> bool:
@@ -605,10 +641,13 @@ def _read(path: Path, display: str, report: Report) -> Any:
         report.error(display, Position(), f"not UTF-8 text (byte {err.start}); save it as UTF-8")
         return None
     try:
-        return load_yaml(text)
+        document, problems = load_yaml(text)
     except YamlProblem as problem:
         report.error(display, problem.position, problem.message)
         return None
+    for problem in problems:
+        report.error(display, problem.position, problem.message)
+    return document
 
 
 # --------------------------------------------------------------------------- bot.yaml
@@ -660,7 +699,12 @@ def load_bot(path: Path, display: str, report: Report) -> BotConfig | None:
     for use in uses:
         report.error(display, use.position, "bot.yaml texts cannot use {answers}")
     retention = document.get("retention_days", 30)
+    raw_menu_flows = menu_raw.get("flows")
+    menu_positions = (
+        tuple(raw_menu_flows.item_positions) if isinstance(raw_menu_flows, LocatedList) else ()
+    )
     return BotConfig(
+        menu_positions=menu_positions,
         languages=languages,
         menu=menu,
         texts=MappingProxyType(texts),

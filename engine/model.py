@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 
 from engine.diagnostics import Position
@@ -53,7 +53,7 @@ class Target:
         return f"{self.flow}.{self.step}"
 
 
-class InputType(str, Enum):
+class InputType(StrEnum):
     TEXT = "text"
     INTEGER = "integer"
     NUMBER = "number"
@@ -103,7 +103,7 @@ class DocumentSpec:
     name: Text
 
 
-class StepKind(str, Enum):
+class StepKind(StrEnum):
     CHOICES = "choices"
     INPUT = "input"
     BRANCH = "branch"
@@ -168,6 +168,7 @@ class BotConfig:
     queues: Mapping[str, Text]
     retention_days: int
     file: str = "bot.yaml"
+    menu_positions: tuple[Position, ...] = ()
 
     @property
     def default_language(self) -> str:

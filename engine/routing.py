@@ -59,8 +59,12 @@ class PhraseRouter(Router):
                 score = 1.0 + len(phrase_words)
             elif all(w in present for w in phrase_words):
                 score = 0.5 + len(phrase_words)
-            elif any(normalise_label(w).startswith(normalise_label(p)) for p in phrase_words
-                     for w in words if len(p) >= 5):
+            elif any(
+                normalise_label(w).startswith(normalise_label(p))
+                for p in phrase_words
+                for w in words
+                if len(p) >= 5
+            ):
                 score = 0.25
             else:
                 continue

@@ -97,9 +97,7 @@ class _FlowMachine:
             auto_transitions=False,
         )
         self.moves: dict[str, tuple[Event, ...]] = {
-            name: tuple(
-                self.machine.events[f"{name}#{i}"] for i in range(len(_move_targets(step)))
-            )
+            name: tuple(self.machine.events[f"{name}#{i}"] for i in range(len(_move_targets(step))))
             for name, step in flow.steps.items()
         }
 
@@ -210,13 +208,13 @@ class _Turn:
         answers = self.session.answers
 
         def substitute(match: re.Match[str]) -> str:
-            token = match.group(0)
-            if token == "{{":
+            found = match.group(0)
+            if found == "{{":
                 return "{"
-            if token == "}}":
+            if found == "}}":
                 return "}"
             value = answers.get(match.group(1))
-            return token if value is None else format_value(value)
+            return found if value is None else format_value(value)
 
         return _PLACEHOLDER.sub(substitute, raw)
 

@@ -91,19 +91,25 @@ def _position(node: yaml.Node) -> Position:
 
 
 class _Builder:
-    __slots__ = ("count", "seen")
+    __slots__ = ("count", "problems", "seen")
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
         self.count = 0
+        # Problems that leave the rest of the file readable: reported, and reading goes on.
+        self.problems: list[YamlProblem] = []
 
     def build(self, node: yaml.Node) -> Any:
         # The composer hands back the very same node object for every alias of an anchor.
         if id(node) in self.seen:
-            raise YamlProblem(
-                _position(node),
-                "aliases (*name) are not allowed in flow files; write the value out",
+            self.problems.append(
+                YamlProblem(
+                    _position(node),
+                    "this value is reused through an alias (*name); aliases are not allowed "
+                    "in flow files: write the value out",
+                )
             )
+            return None
         self.seen.add(id(node))
         self.count += 1
         if self.count > MAX_NODES:
@@ -126,18 +132,25 @@ class _Builder:
         result = LocatedMap(_position(node))
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise YamlProblem(_position(key_node), "merge keys (<<) are not allowed")
+                self.problems.append(
+                    YamlProblem(_position(key_node), "merge keys (<<) are not allowed")
+                )
+                continue
             if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlProblem(_position(key_node), "a key must be a plain word")
+                self.problems.append(YamlProblem(_position(key_node), "a key must be a word"))
+                continue
             # Keys are names: `yes:` or `1:` stay the text that was written.
             key = key_node.value
             if key in result:
                 first = result.key_positions[key]
-                raise YamlProblem(
-                    _position(key_node),
-                    f"duplicate key '{key}' (first at line {first.line}); "
-                    "each key may appear once in a mapping",
+                self.problems.append(
+                    YamlProblem(
+                        _position(key_node),
+                        f"duplicate key '{key}' (first at line {first.line}); "
+                        "each key may appear once in a mapping",
+                    )
                 )
+                continue
             result[key] = self.build(value_node)
             result.key_positions[key] = _position(key_node)
             result.value_positions[key] = _position(value_node)
@@ -145,8 +158,7 @@ class _Builder:
                 result.plain_scalars[key] = value_node.value
         return result
 
-    @staticmethod
-    def scalar(node: yaml.ScalarNode) -> Any:
+    def scalar(self, node: yaml.ScalarNode) -> Any:
         tag = node.tag
         if tag == _STR or node.style in ("'", '"', "|", ">"):
             return node.value
@@ -164,7 +176,9 @@ class _Builder:
         except (ValueError, yaml.YAMLError):
             return node.value
         if tag.startswith("!"):
-            raise YamlProblem(_position(node), f"YAML tags such as '{tag}' are not allowed")
+            self.problems.append(
+                YamlProblem(_position(node), f"YAML tags such as '{tag}' are not allowed")
+            )
         return node.value
 
 
@@ -180,8 +194,9 @@ def _is_surprising(node: yaml.Node) -> bool:
     )
 
 
-def load_yaml(text: str) -> Any:
-    """Parse one YAML document into Located maps and lists; raise YamlProblem if unusable."""
+def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
+    """Parse one YAML document into Located maps and lists, with the problems that did not
+    stop the reading (duplicate keys, aliases, tags). Raise YamlProblem if unusable."""
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
@@ -193,5 +208,6 @@ def load_yaml(text: str) -> Any:
     except yaml.YAMLError as err:
         raise YamlProblem(Position(), f"invalid YAML: {err}") from None
     if root is None:
-        return None
-    return _Builder().build(root)
+        return None, []
+    builder = _Builder()
+    return builder.build(root), builder.problems
