@@ -30,8 +30,11 @@ Grammar, lowest precedence first::
   rejects that too.
 - ``and``/``or`` short-circuit and return an operand, as in Python.
 - ``/`` is true division, ``//`` floor division. ``+`` also joins two texts or two lists;
-  ``*``, ``/``, ``//``, ``%`` and unary ``-`` take numbers only (so ``'a' * 10**9`` or
-  ``'%s' % x`` cannot happen).
+  ``*``, ``/``, ``//``, ``%`` and unary ``-`` take numbers only (so neither a huge
+  ``'a' * 1000000000`` nor Python's ``'%s' % x`` formatting can happen).
+- Functions (FUNCTIONS): age(date) whole years, today(), len(text or list),
+  days_until(date) (negative when past), date(text), year/month/day(date), lower(text),
+  int(x) (truncates; reads text), number(x) (reads text, also '1,5' and '1 000').
 - Dates: date - date is whole days (int); date + int and date - int shift by days; dates
   compare with each other. The date functions also accept text in YYYY-MM-DD or DD.MM.YYYY.
 

@@ -479,9 +479,11 @@ class _Turn:
                     caller_flow, caller_step = s.stack.pop()
                     target = engine.move(caller_flow, caller_step, 0)
                     continue
+                # The conversation is over: keep nothing it no longer needs.
                 s.status = Status.IDLE
                 s.flow = s.step = None
                 s.history.clear()
+                s.answers.clear()
                 return
         raise _RunawayChain
 

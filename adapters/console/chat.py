@@ -69,8 +69,9 @@ class ConsoleChat:
             write(f"bot> {action.text}\n")
             for number, button in enumerate(action.buttons, 1):
                 write(f"  {number}. {button.label}\n")
-            if action.buttons:
-                self.buttons = action.buttons
+            # Numbers press the buttons of the latest message only: a question without
+            # buttons (type your phone) must take "3" as an answer, not as an old button.
+            self.buttons = action.buttons
         elif isinstance(action, SendDocument):
             self.documents_dir.mkdir(exist_ok=True)
             path = self.documents_dir / action.file_name
