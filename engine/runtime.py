@@ -62,6 +62,10 @@ class Outcome:
 
     session: Session | None
     actions: list[Action]
+    # Filled only when the engine was built with trace=True (replay coverage, graphs):
+    # every step entered, and every move taken as (flow, step, move index).
+    visited: tuple[tuple[str, str], ...] = ()
+    moves: tuple[tuple[str, str, int], ...] = ()
 
 
 class _Cursor:
@@ -115,8 +119,10 @@ class Engine:
         flows: FlowSet,
         router: Router | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        trace: bool = False,
     ) -> None:
         self.flows = flows
+        self.trace = trace
         self.bot = flows.bot
         self.router = router or PhraseRouter(flows)
         self.clock = clock or dt.datetime.now
@@ -136,10 +142,12 @@ class Engine:
             session = session.copy()
         session.updated = time.time()
         turn = _Turn(self, session, event.address)
+        if self.trace:
+            turn.visited, turn.moves = [], []
         try:
             turn.dispatch(event)
         except _Forget:
-            return Outcome(None, turn.actions)
+            return Outcome(None, turn.actions, *turn.traced())
         except _RunawayChain:
             log.error(
                 "flow %s stopped after %d automatic steps; check its branch conditions",
@@ -150,12 +158,13 @@ class Engine:
             session.flow = session.step = None
             session.stack.clear()
             turn.actions.append(SendText(event.address, turn.text("error")))
-        return Outcome(session, turn.actions)
+        return Outcome(session, turn.actions, *turn.traced())
 
     # ------------------------------------------------------------------ helpers for _Turn
 
     def move(self, flow_id: str, step: str, index: int) -> Target:
-        """Fire move `index` of `step` on the flow's machine; where it lands."""
+        """Fire move `index` of `step` on the flow's machine; where it lands.
+        (Turns call `_Turn.move`, which also records the move when tracing.)"""
         fm = self._machines[flow_id]
         cursor = self._cursor
         cursor.state = step
@@ -188,13 +197,23 @@ class _RunawayChain(Exception):
 class _Turn:
     """The handling of one inbound event: mutates its own session copy, collects actions."""
 
-    __slots__ = ("actions", "address", "engine", "session")
+    __slots__ = ("actions", "address", "engine", "moves", "session", "visited")
 
     def __init__(self, engine: Engine, session: Session, address: Address) -> None:
         self.engine = engine
         self.session = session
         self.address = address
         self.actions: list[Action] = []
+        self.visited: list[tuple[str, str]] | None = None
+        self.moves: list[tuple[str, str, int]] | None = None
+
+    def traced(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, int], ...]]:
+        return tuple(self.visited or ()), tuple(self.moves or ())
+
+    def move(self, flow_id: str, step: str, index: int) -> Target:
+        if self.moves is not None:
+            self.moves.append((flow_id, step, index))
+        return self.engine.move(flow_id, step, index)
 
     # ------------------------------------------------------------------ texts
 
@@ -417,12 +436,12 @@ class _Turn:
         choice = step.choices[index]
         if choice.sets:
             self.session.answers.update(choice.sets)
-        self.run(self.engine.move(step.flow, step.name, index))
+        self.run(self.move(step.flow, step.name, index))
 
     def accept(self, step: Step, value: object) -> None:
         assert step.input is not None
         self.session.answers[step.input.save] = value
-        self.run(self.engine.move(step.flow, step.name, 0))
+        self.run(self.move(step.flow, step.name, 0))
 
     # ------------------------------------------------------------------ free text
 
@@ -451,6 +470,8 @@ class _Turn:
             if target.flow != s.flow and (not s.path or s.path[-1] != target.flow):
                 s.path.append(target.flow)
             s.flow, s.step = target.flow, target.step
+            if self.visited is not None:
+                self.visited.append((target.flow, target.step))
             step = flows.step(target)
             kind = step.kind
             if kind is StepKind.CHOICES or kind is StepKind.INPUT:
@@ -461,9 +482,9 @@ class _Turn:
                 self.say(self.render(step.say))
             self.send_document(step)
             if kind is StepKind.GOTO:
-                target = engine.move(step.flow, step.name, 0)
+                target = self.move(step.flow, step.name, 0)
             elif kind is StepKind.BRANCH:
-                target = engine.move(step.flow, step.name, self.pick_arm(step))
+                target = self.move(step.flow, step.name, self.pick_arm(step))
             elif kind is StepKind.CALL:
                 assert step.call is not None
                 s.stack.append((step.flow, step.name))
@@ -477,7 +498,7 @@ class _Turn:
             else:  # END
                 if s.stack:
                     caller_flow, caller_step = s.stack.pop()
-                    target = engine.move(caller_flow, caller_step, 0)
+                    target = self.move(caller_flow, caller_step, 0)
                     continue
                 # The conversation is over: keep nothing it no longer needs.
                 s.status = Status.IDLE
