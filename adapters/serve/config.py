@@ -1,0 +1,67 @@
+"""The `hotline serve` configuration file (YAML), validated with pydantic.
+
+Secrets never live here: tokens and passwords come from the environment (see README).
+Each channel section is handed, as it is, to that channel's own `build_channel`, which
+validates it with its own model; this module knows only the common keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CHANNELS = ("telegram", "matrix")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as `FILE: key: what is wrong and what to do`."""
+
+
+class StoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sqlite: str = Field("hotline.sqlite3", description="path of the SQLite session store")
+    synchronous: str = Field("NORMAL", description="NORMAL, or FULL to survive power cuts")
+
+
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flows: str = "flows"
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    log_format: str = Field("plain", pattern="^(plain|json)$")
+    telegram: dict[str, Any] | None = None
+    matrix: dict[str, Any] | None = None
+
+
+def describe(error: ValidationError, file: str) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"{file}: {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None) -> tuple[ServeConfig, Path]:
+    """The config and the folder its relative paths are relative to."""
+    if path is None:
+        return ServeConfig(), Path.cwd()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    try:
+        config = ServeConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(describe(err, str(path))) from err
+    if config.telegram is None and config.matrix is None:
+        raise ConfigError(
+            f"{path}: no channel configured: add a `telegram:` and/or a `matrix:` section"
+        )
+    return config, path.parent
