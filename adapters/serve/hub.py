@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+from adapters.serve.channel import Channel
 from engine.conversation import (
     Action,
     CancelHandover,
@@ -26,8 +27,6 @@ from engine.conversation import (
 )
 from engine.runtime import Engine
 from engine.stores.base import SessionStore
-
-from adapters.serve.channel import Channel
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,12 @@ import os
 import signal
 from pathlib import Path
 
-from engine.loader import load_folder
-from engine.runtime import Engine
-from engine.stores import SQLiteStore
-
 from adapters.serve.channel import Channel
 from adapters.serve.config import CHANNELS, ConfigError, ServeConfig
 from adapters.serve.hub import Hub
+from engine.loader import load_folder
+from engine.runtime import Engine
+from engine.stores import SQLiteStore
 
 log = logging.getLogger("hotline.serve")
 
