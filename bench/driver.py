@@ -228,8 +228,9 @@ def distances_to_end(flows: FlowSet, allow_handover: bool) -> dict[Node, int]:
 
 
 class _Planner:
-    def __init__(self, engine: Engine, scenario: Scenario) -> None:
+    def __init__(self, engine: Engine, scenario: Scenario, max_events: int) -> None:
         self.engine = engine
+        self.max_events = max_events
         self.flows = engine.flows
         self.scenario = scenario
         self.rng = random.Random(scenario.seed)
@@ -245,8 +246,8 @@ class _Planner:
     # ------------------------------------------------------------------ talking
 
     def send(self, planned: Planned) -> None:
-        if len(self.plan.events) >= MAX_EVENTS:
-            raise PlanError(f"{self.scenario.name}: no end after {MAX_EVENTS} events")
+        if len(self.plan.events) >= self.max_events:
+            raise PlanError(f"{self.scenario.name}: no end after {self.max_events} events")
         event = to_inbound(planned, self.address, self.scenario.language)
         outcome = self.engine.handle(self.session, event)
         self.session = outcome.session
@@ -373,9 +374,9 @@ class _Planner:
             self.typed(_valid_answer(spec, sc.language, self.accepted)[0], personal)
 
 
-def plan_conversation(engine: Engine, scenario: Scenario) -> Plan:
+def plan_conversation(engine: Engine, scenario: Scenario, max_events: int = MAX_EVENTS) -> Plan:
     """Talk to `engine` as `scenario` says, to the end of the conversation."""
-    return _Planner(engine, scenario).run()
+    return _Planner(engine, scenario, max_events).run()
 
 
 def default_scenarios(flows: FlowSet) -> list[Scenario]:

@@ -151,6 +151,9 @@ class Session:
     turn: int = 0  # bumped whenever new buttons are shown; stale presses are detected by it
     queue: str | None = None
     path: list[str] = field(default_factory=list)  # flows entered, for the operators' ticket
+    # While the menu is on screen: [] for the bot's menu, else the flows a "did you mean"
+    # offered (LAWYER_OFFER for its lawyer button), which its buttons start in order.
+    offers: list[str] = field(default_factory=list)
     updated: float = 0.0
 
     def copy(self) -> Session:
@@ -166,6 +169,7 @@ class Session:
             turn=self.turn,
             queue=self.queue,
             path=list(self.path),
+            offers=list(self.offers),
             updated=self.updated,
         )
 
@@ -185,6 +189,7 @@ class Session:
             "t": self.turn,
             "q": self.queue,
             "w": self.path,
+            "o": self.offers,
             "u": self.updated,
         }
 
@@ -202,6 +207,7 @@ class Session:
             turn=record["t"],
             queue=record["q"],
             path=list(record["w"]),
+            offers=list(record.get("o", ())),
             updated=record["u"],
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -41,7 +41,7 @@ from engine.model import (
     Text,
 )
 from engine.texts import DEFAULT_TEXTS, TEXT_KEYS
-from engine.yamlsafe import LocatedList, LocatedMap, YamlProblem, load_yaml
+from engine.yamlsafe import REFUSED, LocatedList, LocatedMap, YamlProblem, load_yaml
 
 BOT_FILE = "bot.yaml"
 MAX_FILE_BYTES = 2_000_000
@@ -64,6 +64,173 @@ def schema(name: str) -> dict[str, Any]:
 def _validator(name: str) -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema(name))
     return cls(schema(name))
+
+
+# --------------------------------------------------------------------------- fast schema check
+#
+# jsonschema explains a violation well but walks a valid document slowly (a folder of 2,000
+# steps took about a second). Almost every document a loader sees is valid, so the schema is
+# also compiled once into plain Python predicates that only answer "valid or not"; jsonschema
+# runs only on a document they refuse, to describe what is wrong. The predicates cover the
+# keywords our schemas use and are never more lenient than jsonschema: when in doubt they say
+# "not valid" and jsonschema decides (tests/test_schema.py compares the two).
+
+Predicate = Callable[[Any], bool]
+_ANNOTATIONS = frozenset(
+    {"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples"}
+)
+
+
+class _Unsupported(Exception):
+    """The schema uses a keyword the predicates do not know: use jsonschema alone."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_TYPES: dict[str, Predicate] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "number": _is_number,
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality for scalars (true is not 1); anything else counts as different."""
+    if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
+        return type(a) is type(b) and a == b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return _is_number(a) and _is_number(b) and a == b
+
+
+def _compile(node: Any, root: dict[str, Any], refs: dict[str, Predicate]) -> Predicate:
+    if node is True:
+        return lambda v: True
+    if node is False:
+        return lambda v: False
+    if not isinstance(node, dict):
+        raise _Unsupported(repr(node))
+    checks: list[Predicate] = []
+    for keyword, arg in node.items():
+        if keyword in _ANNOTATIONS or keyword in ("properties", "additionalProperties"):
+            continue
+        checks.append(_keyword(keyword, arg, node, root, refs))
+    if "properties" in node or "additionalProperties" in node:
+        checks.append(_properties(node, root, refs))
+    if len(checks) == 1:
+        return checks[0]
+    return lambda v: all(check(v) for check in checks)
+
+
+def _keyword(  # noqa: PLR0911 - one branch per keyword
+    keyword: str, arg: Any, node: dict[str, Any], root: dict[str, Any], refs: dict[str, Predicate]
+) -> Predicate:
+    if keyword == "$ref":
+        return _ref(arg, root, refs)
+    if keyword == "type":
+        tests = [_TYPES[t] for t in (arg if isinstance(arg, list) else [arg])]
+        return lambda v: any(test(v) for test in tests)
+    if keyword == "required":
+        names = tuple(arg)
+        return lambda v: not isinstance(v, dict) or all(n in v for n in names)
+    if keyword == "enum":
+        if all(isinstance(e, str) for e in arg):
+            allowed = frozenset(arg)
+            return lambda v: isinstance(v, str) and v in allowed
+        return lambda v: any(_same(v, e) for e in arg)
+    if keyword == "const":
+        return lambda v: _same(v, arg)
+    if keyword == "pattern":
+        search = re.compile(arg).search
+        return lambda v: not isinstance(v, str) or search(v) is not None
+    if keyword == "minLength":
+        return lambda v: not isinstance(v, str) or len(v) >= arg
+    if keyword == "minimum":
+        return lambda v: not _is_number(v) or v >= arg
+    if keyword == "maximum":
+        return lambda v: not _is_number(v) or v <= arg
+    if keyword == "minItems":
+        return lambda v: not isinstance(v, list) or len(v) >= arg
+    if keyword == "minProperties":
+        return lambda v: not isinstance(v, dict) or len(v) >= arg
+    if keyword == "uniqueItems":
+        return (lambda v: not isinstance(v, list) or _unique(v)) if arg else (lambda v: True)
+    if keyword == "items":
+        item = _compile(arg, root, refs)
+        return lambda v: not isinstance(v, list) or all(item(i) for i in v)
+    if keyword == "propertyNames":
+        name = _compile(arg, root, refs)
+        return lambda v: not isinstance(v, dict) or all(name(k) for k in v)
+    if keyword == "oneOf":
+        options = [_compile(o, root, refs) for o in arg]
+        return lambda v: sum(1 for option in options if option(v)) == 1
+    raise _Unsupported(keyword)
+
+
+def _unique(items: list[Any]) -> bool:
+    try:
+        keys = [(type(i), i) for i in items]
+        return len(set(keys)) == len(keys)
+    except TypeError:  # lists or mappings inside: let jsonschema decide
+        return False
+
+
+def _properties(
+    node: dict[str, Any], root: dict[str, Any], refs: dict[str, Predicate]
+) -> Predicate:
+    known = {key: _compile(sub, root, refs) for key, sub in node.get("properties", {}).items()}
+    extra_schema = node.get("additionalProperties", True)
+    extra = _compile(extra_schema, root, refs)
+    if extra_schema is True:
+
+        def check(v: Any) -> bool:
+            if not isinstance(v, dict):
+                return True
+            return all(test(v[key]) for key, test in known.items() if key in v)
+
+        return check
+
+    def check_all(v: Any) -> bool:
+        if not isinstance(v, dict):
+            return True
+        for key, value in v.items():
+            test = known.get(key, extra)
+            if not test(value):
+                return False
+        return True
+
+    return check_all
+
+
+def _ref(ref: str, root: dict[str, Any], refs: dict[str, Predicate]) -> Predicate:
+    if not ref.startswith("#/"):
+        raise _Unsupported(ref)
+    if ref not in refs:
+        refs[ref] = lambda v: False  # a placeholder while a recursive reference compiles
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        compiled = _compile(target, root, refs)
+        refs[ref] = compiled
+    return lambda v: refs[ref](v)
+
+
+@cache
+def schema_predicate(name: str) -> Predicate | None:
+    """A fast yes/no check of the shipped schema `name`, or None when it cannot be built."""
+    try:
+        return _compile(schema(name), schema(name), {})
+    except (_Unsupported, KeyError, TypeError, re.error):
+        return None
 
 
 # --------------------------------------------------------------------------- schema errors
@@ -99,6 +266,8 @@ def _describe_schema_error(
 ) -> Iterator[tuple[Position, str]]:
     path = list(error.absolute_path)
     parent, key, value = _walk(document, path)
+    if value is REFUSED or _holds_refused(value):
+        return  # an alias, already reported where it is written
     where = describe_path(path)
     position = _value_position(parent, key, document.position)
     validator = error.validator
@@ -111,6 +280,10 @@ def _describe_schema_error(
         return
     if validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
+        known = error.schema.get("properties", {})
+        extras = [k for k in value if k not in known] if isinstance(value, dict) else []
+        if did_you_mean(missing, extras):
+            return  # a misspelt key: its 'unknown key' error says it all
         yield position, f"{where} is missing the required key '{missing}'"
         return
     if validator == "propertyNames":
@@ -135,16 +308,12 @@ def _describe_schema_error(
         )
         return
     if validator == "oneOf" and _is_text_schema(error.schema):
-        if isinstance(value, LocatedMap):
-            for language, written in value.plain_scalars.items():
-                if not isinstance(value[language], str):
-                    yield (
-                        value.value_at(language),
-                        f"{where}, {language}: YAML read `{written}` as "
-                        f"{_yaml_kind(value[language])}, not as text; put it in quotes: "
-                        f'"{written}"',
-                    )
-                    return
+        if isinstance(value, LocatedMap) and value:
+            yield from _describe_text_map(value, where)
+            return
+        if isinstance(value, dict):
+            yield position, f"{where} must not be empty"
+            return
         yield position, f"{where} must be a text: a string or a map language -> string"
         return
     if validator == "enum":
@@ -171,6 +340,46 @@ def _describe_schema_error(
         yield position, f"{where} must not be empty"
         return
     yield position, f"{where}: {error.message}"
+
+
+def _holds_refused(value: Any) -> bool:
+    """A text map or list with a refused alias inside: its problem is already reported."""
+    if isinstance(value, dict):
+        return any(v is REFUSED for v in value.values())
+    if isinstance(value, list):
+        return any(v is REFUSED for v in value)
+    return False
+
+
+def _describe_text_map(value: LocatedMap, where: str) -> Iterator[tuple[Position, str]]:
+    """What is wrong with a map language -> string, each problem where it is written."""
+    found = False
+    for language, text in value.items():
+        if not _LANGUAGE.match(language):
+            found = True
+            yield (
+                value.key_at(language),
+                f"{where}: '{language}' is not a language code such as ru or en",
+            )
+        elif not isinstance(text, str):
+            found = True
+            written = value.plain_scalars.get(language)
+            if written is not None:
+                yield (
+                    value.value_at(language),
+                    f"{where}, {language}: YAML read `{written}` as {_yaml_kind(text)}, "
+                    f'not as text; put it in quotes: "{written}"',
+                )
+            else:
+                yield (
+                    value.value_at(language),
+                    f"{where}, {language} must be text, not {_yaml_kind(text)}",
+                )
+    if not found:
+        yield value.position, f"{where} must be a text: a string or a map language -> string"
+
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
 
 def describe_path(path: list[Any]) -> str:
@@ -239,6 +448,9 @@ def validate_with_schema(
     if not isinstance(document, LocatedMap):
         report.error(file, root, f"{Path(file).name} must be a mapping of keys to values")
         return False
+    quick = schema_predicate(name)
+    if quick is not None and quick(document):
+        return True
     ok = True
     errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
     for error in errors:
@@ -264,7 +476,7 @@ class FileContext:
     """What the loader knows while it reads one file."""
 
     file: str
-    languages: tuple[str, ...]
+    languages: tuple[str, ...]  # empty when bot.yaml could not tell: then no language checks
     report: Report
 
     def text(self, raw: Any, position: Position, what: str, uses: list[_TextUse]) -> Text:
@@ -284,7 +496,7 @@ class FileContext:
             at = raw.key_at(language) if isinstance(raw, LocatedMap) else position
             if not isinstance(value, str):
                 continue  # the schema check has reported it
-            if language not in self.languages:
+            if self.languages and language not in self.languages:
                 hint = did_you_mean(language, self.languages)
                 self.report.error(
                     self.file,
@@ -296,9 +508,13 @@ class FileContext:
             texts[language] = value
             value_at = raw.value_at(language) if isinstance(raw, LocatedMap) else position
             self._placeholders(value, value_at, what, uses)
-        for language in self.languages:
-            if language not in raw:
-                self.report.error(self.file, position, f"{what}: missing translation '{language}'")
+        missing = [language for language in self.languages if language not in raw]
+        if missing:
+            self.report.error(
+                self.file,
+                position,
+                f"{what}: missing translation {', '.join(repr(m) for m in missing)}",
+            )
         return Text(MappingProxyType(texts))
 
     def _placeholders(
@@ -344,6 +560,13 @@ class LoadedFlow:
     match_position: Position | None = None
     broken: bool = False  # a structural error made part of it unusable
     declared: frozenset[str] = frozenset()  # every step name the file declares
+    # `steps:` itself could not be read: any step name may exist, so no target into this
+    # flow is reported as missing.
+    opaque: bool = False
+    # Targets (`goto` values, and `call` flows as "FLOW.") written in steps that failed to
+    # load: they still count as ways into those steps and flows, so that one broken step
+    # does not also make its targets "unreachable" or "never started".
+    mentions: tuple[str, ...] = ()
 
 
 def _target(raw: str, flow: str) -> Target:
@@ -363,17 +586,28 @@ def _input_spec(raw: LocatedMap, ctx: FileContext, where: str, uses: list[_TextU
         for i, option in enumerate(raw.get("options", []))
     )
     pattern = raw.get("pattern")
-    if kind is InputType.ONE_OF and not options:
-        ctx.report.error(ctx.file, raw.position, f"{where}: a one_of input needs `options`")
+    if kind is InputType.ONE_OF and not options and "options" not in raw:
+        ctx.report.error(
+            ctx.file,
+            raw.value_at("type"),
+            f"{where}: a one_of input needs `options`: the answers to pick from",
+        )
     if kind is InputType.REGEX:
         if pattern is None:
-            ctx.report.error(ctx.file, raw.position, f"{where}: a regex input needs `pattern`")
+            ctx.report.error(
+                ctx.file,
+                raw.value_at("type"),
+                f"{where}: a regex input needs `pattern`: the regular expression to match",
+            )
         else:
             try:
                 re.compile(pattern)
             except re.error as err:
+                at = raw.text_at("pattern")
+                if err.pos is not None and err.lineno == 1:
+                    at = Position(at.line, at.column + err.pos)
                 ctx.report.error(
-                    ctx.file, raw.value_at("pattern"), f"{where}: bad regular expression: {err}"
+                    ctx.file, at, f"{where}: pattern: bad regular expression: {err.msg}"
                 )
     numeric = kind in (InputType.INTEGER, InputType.NUMBER)
     for key in ("min", "max"):
@@ -403,7 +637,9 @@ def _input_spec(raw: LocatedMap, ctx: FileContext, where: str, uses: list[_TextU
     )
 
 
-def _step_kind(raw: LocatedMap, ctx: FileContext, where: str) -> StepKind | None:
+def _step_kind(
+    raw: LocatedMap, ctx: FileContext, where: str, position: Position
+) -> StepKind | None:
     ways = [way for way in _WAYS if way in raw]
     if raw.get("end") is True:
         ways = [w for w in ways if w != "end"] + ["end"]
@@ -430,7 +666,7 @@ def _step_kind(raw: LocatedMap, ctx: FileContext, where: str) -> StepKind | None
     if not has:
         ctx.report.error(
             ctx.file,
-            raw.position,
+            position,
             f"{where} has no way on: add choices, input + goto, branch, goto, call + goto, "
             "handover or end: true",
         )
@@ -448,7 +684,7 @@ def _load_step(
     flow_id: str, name: str, raw: LocatedMap, position: Position, ctx: FileContext
 ) -> LoadedStep | None:
     where = f"step '{name}'"
-    kind = _step_kind(raw, ctx, where)
+    kind = _step_kind(raw, ctx, where, position)
     if kind is None:
         return None
     uses: list[_TextUse] = []
@@ -479,23 +715,28 @@ def _load_step(
         at = branch.item_at(index)
         condition = None
         if "when" in item:
+            when_at = item.text_at("when")
+            if not isinstance(item["when"], str):
+                raise TypeError("the schema check has reported it")
             try:
                 condition = parse_expression(item["when"])
             except ExpressionError as err:
-                when_at = item.value_at("when")
                 ctx.report.error(
                     ctx.file,
                     Position(when_at.line, when_at.column + err.offset),
                     f"{where}: condition `{item['when']}`: {err.message}",
                 )
             else:
-                loaded.condition_uses.append((condition, item.value_at("when")))
+                loaded.condition_uses.append((condition, when_at))
         elif index != len(branch) - 1:
             ctx.report.error(
-                ctx.file, at, f"{where}: only the last branch item may leave out `when`"
+                ctx.file,
+                at,
+                f"{where}: branch item {index + 1} has no `when`, so it is the else and the "
+                "items after it are never tried; move it to the end",
             )
         arms.append(BranchArm(condition, target(item["goto"], item.value_at("goto")), at))
-    if branch and "when" in branch[-1]:
+    if branch and all("when" in item for item in branch):
         ctx.report.error(
             ctx.file,
             raw.key_at("branch"),
@@ -541,7 +782,24 @@ def _load_step(
     return loaded
 
 
-def load_flow_file(path: Path, display: str, languages: tuple[str, ...], report: Report):
+def _mentions(raw: LocatedMap) -> list[str]:
+    """Best-effort targets of a step that failed to load (see LoadedFlow.mentions)."""
+    found: list[str] = []
+    if isinstance(raw.get("goto"), str):
+        found.append(raw["goto"])
+    if isinstance(raw.get("call"), str):
+        found.append(raw["call"] + ".")
+    for key in ("choices", "branch"):
+        items = raw.get(key)
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("goto"), str):
+                found.append(item["goto"])
+    return found
+
+
+def load_flow_file(
+    path: Path, display: str, languages: tuple[str, ...], report: Report
+) -> LoadedFlow | None:
     """One flow file -> LoadedFlow, or None when it is not even a flow."""
     document = _read(path, display, report)
     if document is None:
@@ -553,7 +811,17 @@ def load_flow_file(path: Path, display: str, languages: tuple[str, ...], report:
     flow_id = document["flow"]
     raw_steps = document.get("steps")
     if not isinstance(raw_steps, LocatedMap):
-        return None
+        # Known by its id, so that other flows' references to it are not errors too.
+        flow = Flow(
+            id=flow_id,
+            file=display,
+            title=Text.plain(flow_id),
+            match=MappingProxyType({}),
+            start="",
+            steps=MappingProxyType({}),
+            position=document.value_at("flow"),
+        )
+        return LoadedFlow(flow, {}, None, broken=True, opaque=True)
     uses: list[_TextUse] = []
     title = (
         ctx.text(document["title"], document.value_at("title"), "title", uses)
@@ -566,7 +834,7 @@ def load_flow_file(path: Path, display: str, languages: tuple[str, ...], report:
     raw_match = document.get("match")
     if isinstance(raw_match, LocatedMap):
         for language, phrases in raw_match.items():
-            if language not in languages:
+            if languages and language not in languages:
                 report.error(
                     display,
                     raw_match.key_at(language),
@@ -575,14 +843,8 @@ def load_flow_file(path: Path, display: str, languages: tuple[str, ...], report:
                 )
             if isinstance(phrases, list):
                 match[language] = tuple(p for p in phrases if isinstance(p, str))
-    if path.stem != flow_id and path.stem != "bot":
-        report.warning(
-            display,
-            document.value_at("flow"),
-            f"flow id '{flow_id}' differs from the file name '{path.name}'; "
-            f"name the file {flow_id}.yaml so it is easy to find",
-        )
     steps: dict[str, LoadedStep] = {}
+    mentions: list[str] = []
     broken = not structurally_ok
     for name, raw_step in raw_steps.items():
         if not isinstance(raw_step, LocatedMap) or not NAME.match(name):
@@ -595,6 +857,7 @@ def load_flow_file(path: Path, display: str, languages: tuple[str, ...], report:
             loaded = None
         if loaded is None:
             broken = True
+            mentions.extend(_mentions(raw_step))
             continue
         steps[name] = loaded
     start = document.get("start") if isinstance(document.get("start"), str) else None
@@ -617,7 +880,9 @@ def load_flow_file(path: Path, display: str, languages: tuple[str, ...], report:
         position=document.value_at("flow"),
     )
     match_at = document.key_at("match") if "match" in document else None
-    return LoadedFlow(flow, steps, match_at, broken, frozenset(raw_steps))
+    return LoadedFlow(
+        flow, steps, match_at, broken, frozenset(raw_steps), mentions=tuple(mentions)
+    )
 
 
 def _is_text(value: Any) -> bool:
@@ -653,26 +918,33 @@ def _read(path: Path, display: str, report: Report) -> Any:
 # --------------------------------------------------------------------------- bot.yaml
 
 
-def load_bot(path: Path, display: str, report: Report) -> BotConfig | None:
+def load_bot(path: Path, display: str, report: Report) -> tuple[BotConfig | None, tuple[str, ...]]:
+    """bot.yaml -> (settings or None when broken, its languages or () when unknown)."""
     if not path.exists():
         report.error(
             display,
             Position(),
             "bot.yaml is missing; it sets the languages and the menu (see the authoring guide)",
         )
-        return None
+        return None, ()
     document = _read(path, display, report)
     if document is None:
-        return None
+        return None, ()
     validate_with_schema("bot", document, display, report, Position())
     if not isinstance(document, LocatedMap):
-        return None
+        return None, ()
     raw_languages = document.get("languages")
     languages = tuple(
         lang for lang in (raw_languages if isinstance(raw_languages, list) else []) if lang
     )
     if not languages or not all(isinstance(lang, str) for lang in languages):
-        return None
+        return None, ()
+    return _bot_settings(document, display, languages, report), languages
+
+
+def _bot_settings(
+    document: LocatedMap, display: str, languages: tuple[str, ...], report: Report
+) -> BotConfig | None:
     ctx = FileContext(display, languages, report)
     uses: list[_TextUse] = []
     menu_raw = document.get("menu")
@@ -725,6 +997,9 @@ class LoadedFolder:
     bot: BotConfig | None
     flows: dict[str, LoadedFlow]
     report: Report
+    # Flow ids that files which could not be read may define (their file names): a
+    # reference to one of them is not reported, the file's own error comes first.
+    unreadable: frozenset[str] = frozenset()
 
     def flow_set(self) -> FlowSet:
         assert self.bot is not None
@@ -756,25 +1031,42 @@ def read_folder(folder: str | Path) -> LoadedFolder:
     if not folder.is_dir():
         report.error(str(folder), Position(), "no such folder of flows")
         return LoadedFolder(folder, None, {}, report)
-    bot = load_bot(folder / BOT_FILE, display(folder / BOT_FILE), report)
-    languages = bot.languages if bot else ("ru", "en")
+    paths = flow_files(display_root)
+    if not paths and not (folder / BOT_FILE).exists():
+        report.error(
+            display(folder),
+            Position(),
+            "no bot.yaml and no flow files (*.yaml) here: is this the flows folder?",
+        )
+        return LoadedFolder(folder, None, {}, report)
+    bot, languages = load_bot(folder / BOT_FILE, display(folder / BOT_FILE), report)
     flows: dict[str, LoadedFlow] = {}
-    for path in flow_files(display_root):
+    unreadable: set[str] = set()
+    for path in paths:
         loaded = load_flow_file(path, display(path), languages, report)
         if loaded is None:
+            unreadable.add(path.stem)
             continue
         fid = loaded.flow.id
         if fid in flows:
             report.error(
                 loaded.flow.file,
                 loaded.flow.position,
-                f"duplicate flow id '{fid}': {flows[fid].flow.file} already defines it",
+                f"duplicate flow id '{fid}': {flows[fid].flow.file} already defines it; "
+                "each flow needs its own id",
             )
             continue
+        if path.stem != fid:
+            report.warning(
+                loaded.flow.file,
+                loaded.flow.position,
+                f"flow id '{fid}' differs from the file name '{path.name}'; "
+                f"name the file {fid}.yaml so it is easy to find",
+            )
         flows[fid] = loaded
-    if not flows and bot is not None:
+    if not paths:
         report.error(display(folder), Position(), "the folder has no flow files (*.yaml)")
-    return LoadedFolder(folder, bot, flows, report)
+    return LoadedFolder(folder, bot, flows, report, frozenset(unreadable - set(flows)))
 
 
 def load_folder(folder: str | Path) -> tuple[FlowSet | None, Report]:

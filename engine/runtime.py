@@ -41,7 +41,7 @@ from engine.conversation import (
 from engine.expressions import EvaluationError
 from engine.inputs import Refused, clean, match_option, read_answer
 from engine.model import Flow, FlowSet, InputType, Step, StepKind, Target, Text
-from engine.routing import PhraseRouter, Router
+from engine.routing import Router, TextRouter
 from engine.texts import LANGUAGE_NAMES
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ MAX_AUTOMATIC_STEPS = 500
 MAX_HISTORY = 30
 COMMANDS = ("start", "back", "restart", "language", "lawyer", "forget", "help", "cancel")
 LAWYER_FLOW = "lawyer"
+LAWYER_OFFER = "/lawyer"  # in Session.offers: the "talk to a lawyer" button
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 
 
@@ -124,7 +125,7 @@ class Engine:
         self.flows = flows
         self.trace = trace
         self.bot = flows.bot
-        self.router = router or PhraseRouter(flows)
+        self.router = router or TextRouter(flows)
         self.clock = clock or dt.datetime.now
         self._machines = {fid: _FlowMachine(flow) for fid, flow in flows.flows.items()}
         self._cursor = _Cursor()
@@ -311,6 +312,7 @@ class _Turn:
 
     def reset(self) -> None:
         s = self.session
+        s.offers = []
         s.status = Status.IDLE
         s.flow = s.step = s.queue = None
         s.stack.clear()
@@ -387,9 +389,12 @@ class _Turn:
             return
         index = int(which)
         if s.status is Status.MENU:
-            menu = self.engine.bot.menu.flows
-            if index < len(menu):
-                self.start_flow(menu[index])
+            offered = s.offers or self.engine.bot.menu.flows
+            if index < len(offered):
+                if offered[index] == LAWYER_OFFER:
+                    self.to_lawyer()
+                else:
+                    self.start_flow(offered[index])
                 return
         elif s.status is Status.ASKING:
             step = self.current_step()
@@ -447,11 +452,34 @@ class _Turn:
 
     def on_question(self, text: str) -> None:
         route = self.engine.router.route(text, self.session.language)
-        if route.flow is not None and route.flow in self.engine.flows.flows:
+        flows = self.engine.flows.flows
+        if route.flow is not None and route.flow in flows:
             self.start_flow(route.flow)
+            return
+        if route.candidates:
+            self.offer([fid for fid in route.candidates if fid in flows])
             return
         self.say(self.text("not_understood"))
         self.show_menu()
+        if LAWYER_FLOW not in self.engine.bot.menu.flows:
+            self.offer([], prompt=False)
+
+    def offer(self, flow_ids: list[str], prompt: bool = True) -> None:
+        """'Did you mean' with up to three flows as buttons, plus a lawyer button."""
+        s = self.session
+        s.status = Status.MENU
+        s.turn += 1
+        offers = flow_ids[:3]
+        if LAWYER_FLOW not in offers:
+            offers.append(LAWYER_OFFER)
+        s.offers = offers
+        flows = self.engine.flows.flows
+        labels = [
+            self.text("lawyer_button") if fid == LAWYER_OFFER else self.render(flows[fid].title)
+            for fid in offers
+        ]
+        buttons = tuple(Button(label, f"{s.turn}.{i}") for i, label in enumerate(labels))
+        self.say(self.text("did_you_mean") if prompt else self.text("lawyer_button"), buttons)
 
     # ------------------------------------------------------------------ moving
 
@@ -571,6 +599,7 @@ class _Turn:
     def show_menu(self) -> None:
         s = self.session
         s.status = Status.MENU
+        s.offers = []
         s.turn += 1
         menu = self.engine.bot.menu
         flows = self.engine.flows.flows

@@ -63,6 +63,10 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "ru": "Я понимаю только текст и кнопки.",
         "en": "I can only read text and buttons.",
     },
+    "did_you_mean": {
+        "ru": "Вы имели в виду одну из этих тем?",
+        "en": "Did you mean one of these topics?",
+    },
     "lawyer_button": {"ru": "Поговорить с юристом", "en": "Talk to a lawyer"},
     "error": {
         "ru": "Что-то пошло не так. Мы уже разбираемся. /start — меню.",

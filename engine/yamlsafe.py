@@ -42,6 +42,9 @@ _SCALAR_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP})
 _MAP_TAGS = frozenset({_MAP})
 _SEQ_TAGS = frozenset({_SEQ})
 _QUOTED = frozenset({"'", '"'})
+# First characters of the plain scalars that YAML may read as something else than text
+# (true, no, 12, -1.5, ~, 2024-01-01, <<); any other plain scalar is text for sure.
+_PLAIN_FIRST = frozenset("".join(k for k in _Loader.yaml_implicit_resolvers if k))
 
 # Hints for the parser errors lawyers meet most; matched against PyYAML's problem text.
 _HINTS = (
@@ -132,42 +135,22 @@ def _tag_words(tag: str) -> str:
     return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
 
 
-_NO_KEY = object()  # a mapping frame waiting for its next key
-_SKIP = object()  # a mapping frame whose next value is dropped (bad or duplicate key)
+_NO_KEY: Any = object()  # a mapping waiting for its next key
+_SKIP: Any = object()  # a mapping whose next value is dropped (bad or duplicate key)
 
 
-class _Frame:
-    """A mapping or list being built, and (for a mapping) the key whose value comes next."""
+class _Reader:
+    """Builds Located values from the event stream; one instance per file."""
 
-    __slots__ = ("container", "key", "key_position")
-
-    def __init__(self, container: LocatedMap | LocatedList) -> None:
-        self.container = container
-        self.key: Any = _NO_KEY
-        self.key_position = container.position
-
-
-class _Builder:
-    __slots__ = ("count", "problems", "resolver", "root", "stack")
+    __slots__ = ("problems", "resolver")
 
     def __init__(self, resolver: Any) -> None:
         self.resolver = resolver
-        self.root: Any = None
-        self.stack: list[_Frame] = []
-        self.count = 0
         # Problems that leave the rest of the file readable: reported, and reading goes on.
         self.problems: list[YamlProblem] = []
 
-    def problem(self, mark: Any, message: str) -> None:
-        self.problems.append(YamlProblem(_mark(mark), message))
-
-    def tick(self, event: Any) -> None:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise YamlProblem(
-                _mark(event.start_mark),
-                f"file too large: more than {MAX_NODES} values; split it into several flows",
-            )
+    def problem(self, position: Position, message: str) -> None:
+        self.problems.append(YamlProblem(position, message))
 
     def check_tag(self, event: Any, allowed: frozenset[str]) -> str | None:
         """The explicit tag of a node when it is a core one; reports any other."""
@@ -177,23 +160,22 @@ class _Builder:
         if tag in allowed:
             return tag
         self.problem(
-            event.start_mark,
+            _mark(event.start_mark),
             f"YAML tags such as '{_tag_words(tag)}' are not allowed in flow files; "
             "write the plain value",
         )
         return None
 
     def scalar(self, event: Any) -> tuple[Any, bool]:
-        """(value, surprising): surprising when a plain scalar did not stay text."""
-        tag = self.check_tag(event, _SCALAR_TAGS)
+        """(value, surprising) of a scalar that is not obviously text; surprising when a
+        plain scalar did not stay text."""
+        tag = self.check_tag(event, _SCALAR_TAGS) if event.tag is not None else None
         value = event.value
         if event.style:  # quoted or block: text, whatever it looks like
             if tag is None or tag == _STR:
                 return value, False
         elif tag is None:
             tag = self.resolver.resolve(yaml.ScalarNode, value, event.implicit)
-        if tag == _STR:
-            return value, False
         try:
             if tag == _NULL:
                 result: Any = None
@@ -211,71 +193,25 @@ class _Builder:
             return value, False
         return result, not event.style
 
-    def add(self, value: Any, event: Any, surprising: bool, text: str = "") -> None:
-        """Attach a finished value to the container on top of the stack."""
-        if not self.stack:
-            self.root = value
-            return
-        frame = self.stack[-1]
-        container = frame.container
+    def key(self, event: Any, value: Any, container: LocatedMap) -> Any:
+        """The key an unusual event makes in `container`, or _SKIP when it is refused."""
         position = _mark(event.start_mark)
-        if isinstance(container, LocatedList):
-            if surprising:
-                container.plain_scalars[len(container)] = text
-            container.append(value)
-            container.item_positions.append(position)
-            return
-        key = frame.key
-        if key is _NO_KEY:
-            self.key(frame, value, event)
-            return
-        frame.key = _NO_KEY
-        if key is _SKIP:
-            return
-        container[key] = value
-        container.key_positions[key] = frame.key_position
-        container.value_positions[key] = position
-        if surprising:
-            container.plain_scalars[key] = text
-        elif getattr(event, "style", None) in _QUOTED:
-            container.quoted.add(key)
-
-    def key(self, frame: _Frame, value: Any, event: Any) -> None:
-        container = frame.container
-        assert isinstance(container, LocatedMap)
-        frame.key_position = position = _mark(event.start_mark)
-        frame.key = _SKIP
-        if not isinstance(event, yaml.ScalarEvent):
+        if type(event) is not yaml.ScalarEvent:
             if value is not REFUSED:
-                self.problem(event.start_mark, "a key must be a word, not a list or a mapping")
-            return
+                self.problem(position, "a key must be a word, not a list or a mapping")
+            return _SKIP
         if not event.style and event.value == "<<" and event.tag in (None, _MERGE):
-            self.problem(event.start_mark, "merge keys (<<) are not allowed in flow files")
-            return
-        # Keys are names: `yes:` or `1:` stay the text that was written.
-        key = event.value
-        if key in container:
-            first = container.key_positions[key]
-            self.problems.append(
-                YamlProblem(
-                    position,
-                    f"duplicate key '{key}' (first at line {first.line}); "
-                    "each key may appear once in a mapping",
-                )
-            )
-            return
-        frame.key = key
-
-    def open(self, container: LocatedMap | LocatedList, event: Any) -> None:
-        if len(self.stack) >= MAX_DEPTH:
-            raise YamlProblem(
-                _mark(event.start_mark), f"nested too deeply (more than {MAX_DEPTH} levels)"
-            )
-        self.stack.append(_Frame(container))
-
-    def close(self, event_start: Any) -> None:
-        frame = self.stack.pop()
-        self.add(frame.container, event_start, False)
+            self.problem(position, "merge keys (<<) are not allowed in flow files")
+            return _SKIP
+        if event.value not in container:
+            return event.value
+        first = container.key_positions[event.value]
+        self.problem(
+            position,
+            f"duplicate key '{event.value}' (first at line {first.line}); "
+            "each key may appear once in a mapping",
+        )
+        return _SKIP
 
 
 _CONSTRUCTOR = yaml.SafeLoader("")
@@ -301,41 +237,69 @@ def _parse_error(err: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     return YamlProblem(position, message)
 
 
-def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
+def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:  # noqa: C901, PLR0912, PLR0915
     """Parse one YAML document into Located maps and lists, with the problems that did not
-    stop the reading (duplicate keys, aliases, tags). Raise YamlProblem if unusable."""
+    stop the reading (duplicate keys, aliases, tags). Raise YamlProblem if unusable.
+
+    One flat loop over the events: it is the loader's hot path (tens of thousands of events
+    in a large folder), so the common cases are written out inline."""
     loader = _Loader(text)
-    builder = _Builder(loader)
-    starts: list[Any] = []  # the start event of each open container, for its position
+    reader = _Reader(loader)
+    check_event, get_event = loader.check_event, loader.get_event
+    scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
+    map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
+    map_end, seq_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
+    plain_first = _PLAIN_FIRST
+    # Open containers; for mappings, the key waiting for its value and where it was.
+    containers: list[Any] = []
+    keys: list[Any] = []
+    key_at: list[Position] = []
+    starts: list[Any] = []
+    root: Any = None
+    count = 0
     documents = 0
     try:
-        while loader.check_event():
-            event = loader.get_event()
+        while check_event():
+            event = get_event()
             kind = type(event)
-            if kind is yaml.ScalarEvent:
-                builder.tick(event)
-                value, surprising = builder.scalar(event)
-                builder.add(value, event, surprising, event.value)
-            elif kind is yaml.MappingStartEvent:
-                builder.tick(event)
-                builder.check_tag(event, _MAP_TAGS)
-                builder.open(LocatedMap(_mark(event.start_mark)), event)
+            if kind is map_end or kind is seq_end:
+                value = containers.pop()
+                keys.pop()
+                key_at.pop()
+                event = starts.pop()
+                surprising = False
+            elif kind is scalar_event:
+                count += 1
+                value = event.value
+                if event.tag is not None or not (
+                    event.style or (value and value[0] not in plain_first)
+                ):
+                    value, surprising = reader.scalar(event)
+                else:
+                    surprising = False
+            elif kind is map_start or kind is seq_start:
+                count += 1
+                if count > MAX_NODES or len(containers) >= MAX_DEPTH:
+                    break
+                mark = event.start_mark
+                position = Position(mark.line + 1, mark.column + 1)
+                if event.tag is not None:
+                    reader.check_tag(event, _MAP_TAGS if kind is map_start else _SEQ_TAGS)
+                containers.append(
+                    LocatedMap(position) if kind is map_start else LocatedList(position)
+                )
+                keys.append(_NO_KEY)
+                key_at.append(position)
                 starts.append(event)
-            elif kind is yaml.SequenceStartEvent:
-                builder.tick(event)
-                builder.check_tag(event, _SEQ_TAGS)
-                builder.open(LocatedList(_mark(event.start_mark)), event)
-                starts.append(event)
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                builder.close(starts.pop())
-            elif kind is yaml.AliasEvent:
-                builder.tick(event)
-                builder.problem(
-                    event.start_mark,
+                continue
+            elif kind is alias_event:
+                count += 1
+                reader.problem(
+                    _mark(event.start_mark),
                     f"alias '*{event.anchor}' refused: aliases are not allowed in flow files; "
                     "write the value out",
                 )
-                builder.add(REFUSED, event, False)
+                value, surprising = REFUSED, False
             elif kind is yaml.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
@@ -343,10 +307,56 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
                         _mark(event.start_mark),
                         "a second YAML document (---) in the file; keep one flow per file",
                     )
+                continue
+            else:
+                continue
+            if count > MAX_NODES:
+                break
+            # Attach `value` (made by `event`) to the innermost open container.
+            if not containers:
+                root = value
+                continue
+            container = containers[-1]
+            mark = event.start_mark
+            position = Position(mark.line + 1, mark.column + 1)
+            if type(container) is LocatedList:
+                if surprising:
+                    container.plain_scalars[len(container)] = event.value
+                container.append(value)
+                container.item_positions.append(position)
+                continue
+            key = keys[-1]
+            if key is _NO_KEY:
+                text_key = event.value if kind is scalar_event else None
+                if text_key is not None and text_key not in container and text_key != "<<":
+                    keys[-1] = text_key  # keys stay the text written: `yes:` is 'yes'
+                else:
+                    keys[-1] = reader.key(event, value, container)
+                key_at[-1] = position
+                continue
+            keys[-1] = _NO_KEY
+            if key is _SKIP:
+                continue
+            container[key] = value
+            container.key_positions[key] = key_at[-1]
+            container.value_positions[key] = position
+            if surprising:
+                container.plain_scalars[key] = event.value
+            elif kind is scalar_event and event.style in _QUOTED:
+                container.quoted.add(key)
     except yaml.MarkedYAMLError as err:
         raise _parse_error(err, text) from None
     except yaml.YAMLError as err:
         raise YamlProblem(Position(), f"invalid YAML: {err}") from None
     finally:
         loader.dispose()
-    return builder.root, builder.problems
+    if count > MAX_NODES:
+        raise YamlProblem(
+            _mark(event.start_mark),
+            f"file too large: more than {MAX_NODES} values; split it into several flows",
+        )
+    if containers:
+        raise YamlProblem(
+            _mark(event.start_mark), f"nested too deeply (more than {MAX_DEPTH} levels)"
+        )
+    return root, reader.problems
