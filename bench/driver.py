@@ -87,6 +87,8 @@ class Plan:
     # After each event: (status, flow, step) and how many actions the engine returned.
     states: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     action_counts: list[int] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)  # answers saved after each event
+    categories: list[str] = field(default_factory=list)  # see `category`
     steps_visited: list[Node] = field(default_factory=list)
     invalid_answers: int = 0
     backs: int = 0
@@ -96,6 +98,13 @@ class Plan:
     def final(self) -> tuple[str, str | None, str | None]:
         return self.states[-1]
 
+    def cut_with_answers(self, answers: int) -> int | None:
+        """How many events lead to the first question with at least `answers` saved."""
+        for index, (state, saved) in enumerate(zip(self.states, self.answers, strict=True)):
+            if state[0] == Status.ASKING.value and saved >= answers:
+                return index + 1
+        return None
+
     def midpoint(self) -> int:
         """How many events lead to a mid-flow session: the last question at or before 60 %
         of the plan with at least one answer saved (for the memory benchmark)."""
@@ -104,6 +113,21 @@ class Plan:
             if self.states[cut - 1][0] == Status.ASKING.value:
                 return cut
         raise PlanError(f"{self.scenario.name}: no question mid-flow")
+
+
+def category(planned: Planned, status_before: str) -> str:
+    """What kind of event this is, for the per-kind cost breakdown."""
+    if planned.kind is InboundKind.PRESS:
+        return "press"
+    if planned.kind is not InboundKind.TEXT:
+        return planned.kind.value
+    if planned.value.startswith("/"):
+        return "command"
+    if status_before == Status.ASKING.value:
+        return "answer"
+    if status_before == Status.HANDOVER.value:
+        return "relay"
+    return "question"
 
 
 def _state(session: Session | None) -> tuple[str, str | None, str | None]:
@@ -249,6 +273,7 @@ class _Planner:
         if len(self.plan.events) >= self.max_events:
             raise PlanError(f"{self.scenario.name}: no end after {self.max_events} events")
         event = to_inbound(planned, self.address, self.scenario.language)
+        before = self.plan.states[-1][0] if self.plan.states else Status.IDLE.value
         outcome = self.engine.handle(self.session, event)
         self.session = outcome.session
         shown = [a for a in outcome.actions if isinstance(a, SendText)]
@@ -257,6 +282,8 @@ class _Planner:
         self.plan.events.append(planned)
         self.plan.states.append(_state(self.session))
         self.plan.action_counts.append(len(outcome.actions))
+        self.plan.answers.append(0 if self.session is None else len(self.session.answers))
+        self.plan.categories.append(category(planned, before))
 
     def typed(self, text: str, personal: bool = False) -> None:
         self.send(Planned(InboundKind.TEXT, text, personal))
@@ -312,6 +339,14 @@ class _Planner:
                 raise PlanError(f"{sc.name}: flow has no match phrases in {sc.language}")
             template = _QUESTION.get(sc.language, _QUESTION["en"])
             self.typed(template.format(phrases[0]))
+            if self.status is Status.MENU:
+                # Not sure enough to start it: "did you mean" buttons; press the topic's.
+                title = self.flows.flows[sc.flow].title
+                label = title.get(sc.language, self.flows.bot.default_language)
+                labels = [b.label for b in self.buttons]
+                if label not in labels:
+                    raise PlanError(f"{sc.name}: the question was not routed to the flow")
+                self.press(labels.index(label))
         else:
             self.typed("/start")
             if self.status is not Status.MENU:

@@ -8,20 +8,40 @@ from a called flow's `end` to the calling step's `goto`. Rules:
 - from every reachable step the conversation can still reach an `end` or a handover;
 - every `{var}` and every variable of a `when` is saved on *every* path to its step
   (a forward "must" data-flow analysis over the graph, context-insensitive for calls).
+
+One mistake should give one error. So the graph reads a target that does not exist as the
+step it most likely meant (the did-you-mean of its error), a call of a flow that never
+ends still goes on to its `goto`, steps that failed to load still count as ways into the
+steps they name, and a loop is reported once, at the step where a conversation enters it.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from engine.diagnostics import Position, Report, did_you_mean
-from engine.expressions import FUNCTIONS
+from engine.documents import (
+    HELPERS,
+    LANG,
+    DocumentError,
+    check_template,
+    template_files,
+    template_variables,
+)
+from engine.expressions import FUNCTIONS, Expression, Variable
 from engine.loader import LoadedFlow, LoadedFolder, LoadedStep
 from engine.model import Step, StepKind, Target
 
 Node = tuple[str, str]
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 class _Graph:
@@ -30,40 +50,56 @@ class _Graph:
     def __init__(self, flows: dict[str, LoadedFlow]) -> None:
         self.flows = flows
         self.succ: dict[Node, list[tuple[Node, frozenset[str]]]] = {}
-        self.pred: dict[Node, list[Node]] = {}
         self.calls: dict[Node, str] = {}  # call step -> called flow
         self.ends_of: dict[str, set[Node]] = {}
         for flow_id, loaded in flows.items():
             for name, ls in loaded.steps.items():
                 node = (flow_id, name)
                 self.succ.setdefault(node, [])
-                self.pred.setdefault(node, [])
                 for target, gen in _moves(ls.step):
-                    if self.has(target):
-                        self._add(node, (target.flow, target.step), gen)
-                if ls.step.kind is StepKind.CALL and ls.step.call in flows:
-                    self.calls[node] = ls.step.call
-                    start = (ls.step.call, flows[ls.step.call].flow.start)
-                    if self.has(Target(*start)):
-                        self._add(node, start, frozenset())
+                    nxt = self.resolve(target)
+                    if nxt is not None:
+                        self.succ[node].append((nxt, gen))
+                if ls.step.kind is StepKind.CALL and ls.step.call is not None:
+                    callee = self.flow_named(ls.step.call)
+                    if callee is not None:
+                        self.calls[node] = callee
         for flow_id in flows:
             self.ends_of[flow_id] = self._ends(flow_id)
-        # Return edges: from each end the called flow can reach to the caller's goto.
-        self.returns: dict[Node, list[Node]] = {}
+        # A call goes into the callee's start; the callee's ends come back to the caller's
+        # goto. A call whose callee never ends goes straight on (its error says why).
+        self.returns: dict[Node, list[Node]] = {}  # goto of a call -> the call steps
         for call_node, callee in self.calls.items():
             step = self.step(call_node)
-            if step.goto is None or not self.has(step.goto):
+            back = self.resolve(step.goto) if step.goto is not None else None
+            ends = self.ends_of[callee]
+            start = self.start_of(callee)
+            if ends or back is None:
+                self.succ[call_node] = [(n, g) for n, g in self.succ[call_node] if n != back]
+            if start is not None:
+                self.succ[call_node].append((start, frozenset()))
+            if back is None:
                 continue
-            back = (step.goto.flow, step.goto.step)
             self.returns.setdefault(back, []).append(call_node)
-            for end in self.ends_of[callee]:
-                self._add(end, back, frozenset(), record=False)
-                self.pred[back].append(end)
+            for end in ends:
+                self.succ[end].append((back, frozenset()))
 
-    def _add(self, a: Node, b: Node, gen: frozenset[str], record: bool = True) -> None:
-        self.succ[a].append((b, gen))
-        if record:
-            self.pred.setdefault(b, []).append(a)
+    def flow_named(self, flow: str) -> str | None:
+        """The flow `flow`, or the one it most likely meant."""
+        return flow if flow in self.flows else _closest(flow, self.flows)
+
+    def start_of(self, flow: str) -> Node | None:
+        loaded = self.flows[flow]
+        return (flow, loaded.flow.start) if loaded.flow.start in loaded.steps else None
+
+    def resolve(self, target: Target) -> Node | None:
+        """The step a target names, or the one it most likely meant; None if neither."""
+        flow = self.flow_named(target.flow)
+        if flow is None:
+            return None
+        steps = self.flows[flow].steps
+        step = target.step if target.step in steps else _closest(target.step, steps)
+        return (flow, step) if step is not None else None
 
     def has(self, target: Target) -> bool:
         loaded = self.flows.get(target.flow)
@@ -74,9 +110,8 @@ class _Graph:
 
     def _ends(self, flow_id: str) -> set[Node]:
         """`end` steps a call of this flow can finish at (nested calls come back first)."""
-        loaded = self.flows[flow_id]
-        start = (flow_id, loaded.flow.start)
-        if start[1] not in loaded.steps:
+        start = self.start_of(flow_id)
+        if start is None:
             return set()
         seen = {start}
         queue = deque([start])
@@ -86,27 +121,23 @@ class _Graph:
             step = self.step(node)
             if step.kind is StepKind.END:
                 ends.add(node)
-            nexts = [t for t, _ in _moves(step)]
-            for target in nexts:
-                nxt = (target.flow, target.step)
-                if self.has(target) and nxt not in seen:
+            for target, _ in _moves(step):
+                nxt = self.resolve(target)
+                if nxt is not None and nxt not in seen:
                     seen.add(nxt)
                     queue.append(nxt)
         return ends
 
 
 def _moves(step: Step) -> list[tuple[Target, frozenset[str]]]:
-    """Direct moves with what each saves; a call's goto is reached through the return edge."""
+    """Direct moves with what each saves; for a call, the shortcut to its goto."""
     if step.kind is StepKind.CHOICES:
         return [(c.target, frozenset(c.sets)) for c in step.choices]
     if step.kind is StepKind.INPUT and step.goto and step.input:
         return [(step.goto, frozenset({step.input.save}))]
     if step.kind is StepKind.BRANCH:
         return [(arm.target, frozenset()) for arm in step.branch]
-    if step.kind is StepKind.GOTO and step.goto:
-        return [(step.goto, frozenset())]
-    if step.kind is StepKind.CALL and step.goto:
-        # Used only to find a called flow's ends; the graph itself goes through the callee.
+    if step.kind in (StepKind.GOTO, StepKind.CALL) and step.goto:
         return [(step.goto, frozenset())]
     return []
 
@@ -117,9 +148,9 @@ def check(loaded: LoadedFolder) -> None:
     flows = loaded.flows
     bot = loaded.bot
     _check_references(loaded)
-    if bot is not None:
+    if bot is not None and flows:
         for index, flow_id in enumerate(bot.menu.flows):
-            if flow_id not in flows:
+            if flow_id not in flows and flow_id not in loaded.unreadable:
                 at = bot.menu_positions[index] if index < len(bot.menu_positions) else Position()
                 report.error(
                     bot.file,
@@ -128,26 +159,18 @@ def check(loaded: LoadedFolder) -> None:
                     f"{did_you_mean(flow_id, flows)}",
                 )
     graph = _Graph(flows)
-    # Calls are walked by the graph itself; drop the call->goto shortcut used for ends.
     for node, callee in graph.calls.items():
-        step = graph.step(node)
-        if step.goto is not None:
-            back = (step.goto.flow, step.goto.step)
-            graph.succ[node] = [(n, g) for n, g in graph.succ[node] if n != back]
-            preds = graph.pred.get(back, [])
-            if node in preds:
-                preds.remove(node)
-        if not graph.ends_of.get(callee):
+        if not graph.ends_of.get(callee) and not flows[callee].broken:
             ls = flows[node[0]].steps[node[1]]
             report.error(
                 flows[node[0]].flow.file,
-                ls.call_position or step.position,
+                ls.call_position or ls.step.position,
                 f"step '{node[1]}': flow '{callee}' never reaches an `end: true`, "
                 "so this call would never come back",
             )
     entries = _entries(loaded)
-    reachable = _reach(graph, [e for e in entries if e[1] in flows[e[0]].steps])
-    _check_unreachable(loaded, graph, reachable)
+    reachable = _reach(graph, entries + _mentioned(loaded, graph))
+    _check_unreachable(loaded, reachable)
     _check_ways_out(loaded, graph, reachable)
     _check_data_flow(loaded, graph, entries, reachable)
     _check_documents(loaded)
@@ -157,7 +180,7 @@ def _entries(loaded: LoadedFolder) -> list[Node]:
     """Where conversations begin: every flow's start (menu, routing, /restart)."""
     result = []
     for flow_id, lf in loaded.flows.items():
-        if _startable(loaded, flow_id):
+        if _startable(loaded, flow_id) and lf.flow.start in lf.steps:
             result.append((flow_id, lf.flow.start))
     return result
 
@@ -167,6 +190,23 @@ def _startable(loaded: LoadedFolder, flow_id: str) -> bool:
     lf = loaded.flows[flow_id]
     in_menu = loaded.bot is not None and flow_id in loaded.bot.menu.flows
     return in_menu or any(lf.flow.match.values()) or flow_id == "lawyer"
+
+
+def _mentioned(loaded: LoadedFolder, graph: _Graph) -> list[Node]:
+    """Steps named by steps that failed to load: reachable as far as we can tell."""
+    result: list[Node] = []
+    for flow_id, lf in loaded.flows.items():
+        for raw in lf.mentions:
+            if raw.endswith("."):  # a call: the called flow's start
+                callee = graph.flow_named(raw[:-1])
+                start = graph.start_of(callee) if callee is not None else None
+                if start is not None:
+                    result.append(start)
+                continue
+            node = graph.resolve(_resolve(raw, flow_id))
+            if node is not None:
+                result.append(node)
+    return result
 
 
 def _reach(graph: _Graph, starts: Iterable[Node]) -> set[Node]:
@@ -191,7 +231,11 @@ def _check_references(loaded: LoadedFolder) -> None:
             for raw, at in zip(ls.raw_targets, ls.target_positions, strict=True):
                 target = _resolve(raw, lf.flow.id)
                 _check_target(loaded, lf, name, raw, target, at)
-            if step.call is not None and step.call not in flows:
+            if (
+                step.call is not None
+                and step.call not in flows
+                and step.call not in loaded.unreadable
+            ):
                 report.error(
                     lf.flow.file,
                     ls.call_position or step.position,
@@ -227,6 +271,8 @@ def _check_target(
     report = loaded.report
     other = loaded.flows.get(target.flow)
     if other is None:
+        if target.flow in loaded.unreadable:
+            return  # the file that may define it could not be read; its error comes first
         report.error(
             lf.flow.file,
             at,
@@ -234,7 +280,7 @@ def _check_target(
             f"{did_you_mean(target.flow, loaded.flows)}",
         )
         return
-    if target.step in other.steps:
+    if target.step in other.steps or other.opaque:
         return
     if other.broken and target.step in _raw_step_names(other):
         return  # the step exists but could not be loaded; its own error says why
@@ -243,7 +289,7 @@ def _check_target(
         lf.flow.file,
         at,
         f"step '{name}': goto '{raw}': there is no step '{target.step}'{where}"
-        f"{did_you_mean(target.step, other.steps)}",
+        f"{did_you_mean(target.step, other.declared or other.steps)}",
     )
 
 
@@ -252,13 +298,15 @@ def _raw_step_names(lf: LoadedFlow) -> set[str]:
     return set(lf.declared) | set(lf.steps)
 
 
-def _check_unreachable(loaded: LoadedFolder, graph: _Graph, reachable: set[Node]) -> None:
+def _check_unreachable(loaded: LoadedFolder, reachable: set[Node]) -> None:
     report = loaded.report
+    entered = {node[0] for node in reachable}
     for flow_id, lf in loaded.flows.items():
         if lf.broken:
             continue
-        entered = any(n[0] == flow_id for n in reachable)
-        if not entered:
+        if flow_id not in entered:
+            if loaded.bot is None:
+                continue  # without bot.yaml there is no menu to tell
             report.warning(
                 lf.flow.file,
                 lf.flow.position,
@@ -281,11 +329,15 @@ def _check_ways_out(loaded: LoadedFolder, graph: _Graph, reachable: set[Node]) -
     terminals = [
         node for node in graph.succ if graph.step(node).kind in (StepKind.END, StepKind.HANDOVER)
     ]
-    # Steps whose onward moves lead into a broken flow are given the benefit of the doubt.
+    # Steps whose onward moves lead into a broken flow or nowhere known are given the
+    # benefit of the doubt: their own errors come first.
     for node in graph.succ:
         step = graph.step(node)
-        if any(not graph.has(t) for t, _ in _moves(step)) or (
-            step.kind is StepKind.CALL and step.call not in graph.flows
+        flows = [t.flow for t, _ in _moves(step)]
+        if step.kind is StepKind.CALL:
+            flows.append(graph.calls.get(node, ""))
+        if any(not graph.has(t) for t, _ in _moves(step)) or any(
+            flow not in graph.flows or graph.flows[flow].broken for flow in flows
         ):
             terminals.append(node)
     rev: dict[Node, list[Node]] = {}
@@ -300,16 +352,22 @@ def _check_ways_out(loaded: LoadedFolder, graph: _Graph, reachable: set[Node]) -
             if prev not in can_finish:
                 can_finish.add(prev)
                 queue.append(prev)
-    for node in sorted(reachable - can_finish):
+    stuck = reachable - can_finish
+    entries = set(_entries(loaded))
+    for node in sorted(stuck):
         lf = loaded.flows[node[0]]
         if lf.broken:
             continue
-        report_at = lf.steps[node[1]].step.position
+        # Report a trap once: where a conversation walks into it from outside (or starts).
+        if node not in entries and all(prev in stuck for prev in rev.get(node, [])):
+            continue
+        trapped = sorted(_reach(graph, [node]) & stuck)
+        names = ", ".join(f"'{n[1]}'" if n[0] == node[0] else f"'{n[0]}.{n[1]}'" for n in trapped)
         loaded.report.error(
             lf.flow.file,
-            report_at,
-            f"step '{node[1]}' is caught in a loop: from here the conversation can never "
-            "reach an `end: true` or a handover",
+            lf.steps[node[1]].step.position,
+            f"step '{node[1]}' leads into a loop that can never reach an `end: true` or a "
+            f"handover (steps {names}); give it a way out",
         )
 
 
@@ -327,7 +385,14 @@ def _check_data_flow(
     for a, edges in graph.succ.items():
         for b, gen in edges:
             incoming.setdefault(b, []).append((a, gen))
-    order = sorted(reachable)
+    # Back from a call, the caller's own answers are still there: an edge from an end of
+    # the callee into a call's goto also carries what the caller had saved.
+    callers_of: dict[tuple[Node, Node], list[Node]] = {}
+    for back, calls in graph.returns.items():
+        for call in calls:
+            for end in graph.ends_of[graph.calls[call]]:
+                callers_of.setdefault((end, back), []).append(call)
+    order = _forward_order(graph, entries, reachable)
     changed = True
     while changed:
         changed = False
@@ -338,27 +403,68 @@ def _check_data_flow(
                 if before is None:
                     continue
                 contribution = before | gen
-                if node in graph.returns and graph.step(prev).kind is StepKind.END:
-                    # Back from a call: the caller's answers are still there.
-                    for caller in graph.returns[node]:
-                        caller_saved = saved.get(caller)
-                        if caller_saved is not None:
-                            contribution = contribution | caller_saved
+                callers = callers_of.get((prev, node))
+                if callers:
+                    known = [saved.get(c) for c in callers]
+                    caller_saved = [k for k in known if k is not None]
+                    if caller_saved:
+                        contribution |= frozenset.intersection(*caller_saved)
                 value = contribution if value is None else value & contribution
             if value is not None and value != saved.get(node):
                 saved[node] = value
                 changed = True
     report = loaded.report
     for node in order:
+        have = saved.get(node)
+        if have is None:
+            continue  # reached only through steps that failed to load: nothing to say
         lf = loaded.flows[node[0]]
         ls = lf.steps[node[1]]
-        have = saved.get(node) or frozenset()
         for use in ls.text_uses:
             for var in use.variables:
                 _report_var(report, lf, ls, var, have, all_saved, use.position, incoming, saved)
         for condition, at in ls.condition_uses:
+            offsets = _variable_offsets(condition)
             for var in sorted(condition.variables):
-                _report_var(report, lf, ls, var, have, all_saved, at, incoming, saved)
+                var_at = Position(at.line, at.column + offsets.get(var, 0))
+                _report_var(report, lf, ls, var, have, all_saved, var_at, incoming, saved)
+
+
+def _forward_order(graph: _Graph, entries: list[Node], reachable: set[Node]) -> list[Node]:
+    """Reachable nodes in breadth-first order from the entries, so that the fixed point of
+    the data flow is found in few passes; nodes reached otherwise come last."""
+    order: list[Node] = []
+    seen: set[Node] = set()
+    queue = deque(sorted(n for n in entries if n in reachable))
+    seen.update(queue)
+    while queue:
+        node = queue.popleft()
+        order.append(node)
+        for nxt, _ in graph.succ.get(node, []):
+            if nxt not in seen and nxt in reachable:
+                seen.add(nxt)
+                queue.append(nxt)
+    order.extend(sorted(reachable - seen))
+    return order
+
+
+def _variable_offsets(expression: Expression) -> dict[str, int]:
+    """The offset of the first use of each variable in the condition's source."""
+    offsets: dict[str, int] = {}
+    stack: list[object] = [expression.tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Variable):
+            if node.name not in offsets or node.offset < offsets[node.name]:
+                offsets[node.name] = node.offset
+        elif is_dataclass(node):
+            for f in fields(node):
+                value = getattr(node, f.name)
+                if isinstance(value, tuple):
+                    stack.extend(value)
+                elif is_dataclass(value):
+                    stack.append(value)
+    return offsets
 
 
 def _report_var(
@@ -383,14 +489,13 @@ def _report_var(
             f"{did_you_mean(var, all_saved)}",
         )
         return
-    culprit = ""
+    culprit = " (for example when the flow starts here)"
     for prev, gen in incoming.get((lf.flow.id, name), []):
         before = saved.get(prev)
         if before is not None and var not in before | gen:
-            culprit = f" (for example when coming from step '{prev[0]}.{prev[1]}')"
+            where = prev[1] if prev[0] == lf.flow.id else f"{prev[0]}.{prev[1]}"
+            culprit = f" (for example when coming from step '{where}')"
             break
-    else:
-        culprit = " (for example when the flow starts here)"
     report.error(
         lf.flow.file,
         at,
@@ -412,16 +517,56 @@ def _all_saved_names(loaded: LoadedFolder) -> set[str]:
 
 
 def _check_documents(loaded: LoadedFolder) -> None:
+    """Each `document` template exists (for every language when its path has `{lang}`),
+    opens as a .docx, has valid Jinja, and reads only helpers and answers that some input
+    or choice saves. Whether they are saved on *every* path is `_check_data_flow`'s job."""
+    languages = loaded.bot.languages if loaded.bot is not None else ()
+    all_saved = _all_saved_names(loaded)
+    problems_of: dict[str, list[str]] = {}
     for lf in loaded.flows.values():
         for name, ls in lf.steps.items():
             document = ls.step.document
             if document is None:
                 continue
-            path = Path(loaded.folder) / document.template
-            if not path.is_file():
+            template = document.template
+            if template not in problems_of:
+                problems_of[template] = _document_problems(
+                    Path(loaded.folder), template, languages, all_saved
+                )
+            for problem in problems_of[template]:
                 loaded.report.error(
                     lf.flow.file,
                     ls.document_position or ls.step.position,
-                    f"step '{name}': document template '{document.template}' does not exist "
-                    f"(looked for {path})",
+                    f"step '{name}': document template '{template}'{problem}",
                 )
+
+
+def _document_problems(
+    folder: Path, template: str, languages: tuple[str, ...], all_saved: set[str]
+) -> list[str]:
+    """What is wrong with one template path, each as text to follow "template 'PATH'"."""
+    try:
+        files = template_files(folder, template, languages or None)
+    except DocumentError as err:
+        return [f": {err}"]
+    if not files:
+        return [": no file matches it"]
+    problems: list[str] = []
+    variables: set[str] = set()
+    for language, path in files.items():
+        which = f" ({language})" if language != "*" else ""
+        if not path.is_file():
+            shown = folder / template.replace(LANG, language)
+            siblings = [p.name for p in path.parent.glob("*.docx")] if path.parent.is_dir() else []
+            problems.append(
+                f"{which} does not exist (looked for {shown}){did_you_mean(path.name, siblings)}"
+            )
+            continue
+        found = check_template(path)
+        problems.extend(f"{which}: {problem}" for problem in found)
+        if not found:
+            variables |= template_variables(path)
+    for var in sorted(variables - HELPERS - all_saved):
+        hint = did_you_mean(var, all_saved | HELPERS)
+        problems.append(f" uses '{var}', which no input or choice saves{hint}")
+    return problems

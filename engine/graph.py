@@ -37,6 +37,7 @@ is wrong. Nothing here runs Graphviz; `adapters/commands/graph.py` does.
 
 from __future__ import annotations
 
+import itertools
 import re
 import textwrap
 from collections import deque
@@ -281,6 +282,8 @@ class _Builder:
         self.reachable = reachable_steps(flows)
         self.entered = {flow for flow, _ in self.reachable}
         self.picture = Picture(language, [], {}, [], coverage=self.coverage)
+        self.clusters: dict[str, Cluster] = {}
+        self.connectors: dict[str, Edge] = {}  # connector node -> its edge into the flow
 
     def text(self, text: object) -> str:
         from engine.model import Text
@@ -295,6 +298,10 @@ class _Builder:
     def build(self) -> Picture:
         for flow_id in self.drawn:
             self.add_flow(self.flows.flows[flow_id])
+        for node_id, edge in self.connectors.items():
+            incoming = [e for e in self.picture.edges if e.target == node_id]
+            edge.uncovered = bool(incoming) and all(e.uncovered for e in incoming)
+            self.picture.edges.append(edge)
         return self.picture
 
     def add_flow(self, flow: Flow) -> None:
@@ -306,6 +313,7 @@ class _Builder:
             never_started=never,
         )
         self.picture.clusters.append(cluster)
+        self.clusters[flow.id] = cluster
         entry = Node(f"{flow.id}.>entry", "entry", [_word(self.language, "entry")])
         self.add_node(entry, cluster)
         start = self.node_for(Target(flow.id, flow.start), flow.id)
@@ -394,19 +402,34 @@ class _Builder:
         )
 
     def node_for(self, target: Target, from_flow: str) -> str:
-        """The node id of a target: a drawn step, a stub of another flow, or 'missing'."""
+        """The node id of a target: a step of the same flow, a connector or stub for a step
+        of another flow, or a 'missing' node.
+
+        A jump into another drawn flow goes through one connector per (flow, target) inside
+        the jumping flow's frame, and one bold edge from it into the other frame: a flow that
+        many steps hand over to (the lawyer) would otherwise pull arrows across the picture.
+        """
         if _step(self.flows, target) is None:
             return self.missing(target)
-        if target.flow in self.drawn:
+        if target.flow == from_flow:
             return f"{target.flow}.{target.step}"
-        node_id = f"stub:{target.flow}.{target.step}"
+        if target.flow in self.drawn:
+            node_id = f"link:{from_flow}>{target}"
+            cluster = self.clusters[from_flow]
+        else:
+            node_id = f"stub:{target}"
+            cluster = None
         if node_id not in self.picture.nodes:
             flow = self.flows.flows[target.flow]
             lines = wrap("↪ " + self.title(flow), NODE_WIDTH)
             if target.step != flow.start:
                 step = flow.steps[target.step]
-                lines += wrap(first_words(self.text(step.say)) or target.step, NODE_WIDTH)
-            self.add_node(Node(node_id, "stub", lines, small=str(target)), None)
+                lines += wrap(first_words(self.text(step.say), 4) or target.step, NODE_WIDTH)
+            self.add_node(Node(node_id, "stub", lines, small=str(target)), cluster)
+            if cluster is not None:
+                self.connectors[node_id] = Edge(
+                    node_id, f"{target.flow}.{target.step}", "move", jump=True
+                )
         return node_id
 
     def missing(self, target: Target) -> str:
@@ -619,7 +642,8 @@ def mermaid(picture: Picture, legend: bool = True) -> str:
         samples, _ = _legend(picture)
         if samples:
             lang = picture.language
-            out.append(f'  subgraph legend["{mermaid_text(_word(lang, "legend"))}"]')
+            legend_id = ids("legend:")
+            out.append(f'  subgraph {legend_id}["{mermaid_text(_word(lang, "legend"))}"]')
             out.append("    direction LR")
             for number, (kind, marker, text) in enumerate(samples):
                 sample = Node(f"legend.{number}", kind, [text])
@@ -761,7 +785,7 @@ def dot_id(text: str) -> str:
 
 _DOT_NODE_STYLES: Mapping[str, str] = {
     "choices": 'shape=box, style="rounded,filled", fillcolor="#e3f2fd", color="#1e88e5"',
-    "input": 'shape=parallelogram, style="filled", fillcolor="#fffde7", color="#9e9d24"',
+    "input": 'shape=box, style="filled", fillcolor="#fffde7", color="#9e9d24"',
     "branch": 'shape=diamond, style="filled", fillcolor="#f3e5f5", color="#8e24aa"',
     "goto": 'shape=box, style="filled", fillcolor="#ffffff", color="#757575"',
     "call": 'shape=component, style="filled", fillcolor="#e0f2f1", color="#00897b"',
@@ -867,9 +891,11 @@ def _dot_legend(picture: Picture) -> list[str]:
         node.unreachable = marker == "unreachable"
         node.uncovered = marker == "uncovered"
         out.append(_dot_node(node, "    "))
-        row.append(dot_id(node.id))
+        row.append(node.id)
     if row:
-        out.append(f"    {{rank=same; {'; '.join(row)};}}")
+        out.append(f"    {{rank=same; {'; '.join(map(dot_id, row))};}}")
+        for a, b in itertools.pairwise(row):
+            out.append(f"    {dot_id(a)} -> {dot_id(b)} [style=invis];")
     previous = row[0] if row else None
     for number, (style, text) in enumerate(edges):
         a, b = f"legend.e{number}a", f"legend.e{number}b"

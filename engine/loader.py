@@ -128,16 +128,21 @@ def _compile(node: Any, root: dict[str, Any], refs: dict[str, Predicate]) -> Pre
         checks.append(_properties(node, root, refs))
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
     return lambda v: all(check(v) for check in checks)
 
 
-def _keyword(  # noqa: PLR0911 - one branch per keyword
+def _keyword(
     keyword: str, arg: Any, node: dict[str, Any], root: dict[str, Any], refs: dict[str, Predicate]
 ) -> Predicate:
     if keyword == "$ref":
         return _ref(arg, root, refs)
     if keyword == "type":
         tests = [_TYPES[t] for t in (arg if isinstance(arg, list) else [arg])]
+        if len(tests) == 1:
+            return tests[0]
         return lambda v: any(test(v) for test in tests)
     if keyword == "required":
         names = tuple(arg)
@@ -880,9 +885,7 @@ def load_flow_file(
         position=document.value_at("flow"),
     )
     match_at = document.key_at("match") if "match" in document else None
-    return LoadedFlow(
-        flow, steps, match_at, broken, frozenset(raw_steps), mentions=tuple(mentions)
-    )
+    return LoadedFlow(flow, steps, match_at, broken, frozenset(raw_steps), mentions=tuple(mentions))
 
 
 def _is_text(value: Any) -> bool:
@@ -901,9 +904,16 @@ def _read(path: Path, display: str, report: Report) -> Any:
         report.error(display, Position(), f"file larger than {MAX_FILE_BYTES} bytes; split it")
         return None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        report.error(display, Position(), f"not UTF-8 text (byte {err.start}); save it as UTF-8")
+        line = data.count(b"\n", 0, err.start) + 1
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        column = len(data[line_start : err.start].decode("utf-8", "replace")) + 1
+        report.error(
+            display,
+            Position(line, column),
+            f"not UTF-8 text (byte {err.start} is 0x{data[err.start]:02x}); save the file as UTF-8",
+        )
         return None
     try:
         document, problems = load_yaml(text)
@@ -912,6 +922,8 @@ def _read(path: Path, display: str, report: Report) -> Any:
         return None
     for problem in problems:
         report.error(display, problem.position, problem.message)
+    if document is None and not problems:
+        report.error(display, Position(), "the file is empty")
     return document
 
 

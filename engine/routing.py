@@ -55,7 +55,8 @@ STOP_WORDS = {
         "после над больше тот через эти нас про всего них какая много разве три эту моя "
         "впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда "
         "конечно всю между это делать пожалуйста подскажите здравствуйте добрый день вечер "
-        "утро спасибо привет помогите скажите очень просто сегодня завтра вчера какие какое".split()
+        "утро спасибо привет помогите скажите очень просто сегодня завтра вчера какие какое "
+        "хочу хотел хотела хотим нужен нужна нужно помощь помощи".split()
     ),
     "en": set(
         "a an the and or but if of at by for with about against between into through during "
@@ -167,11 +168,16 @@ class _Index:
                 freq = tf.get(term)
                 if freq:
                     score += self.idf[term] * freq * (BM25_K1 + 1) / (freq + norm)
-            for phrase in self.phrases.get(flow_id, ()):
-                if phrase <= present:
-                    # A lawyer's own phrase, whole in the text: the strongest evidence.
-                    score += PHRASE_BONUS + len(phrase) + (EXACT_BONUS if phrase == present else 0)
-                    break
+            # A lawyer's own phrase, whole in the text, is the strongest evidence; the
+            # best such phrase counts, whatever order the phrases are listed in.
+            score += max(
+                (
+                    PHRASE_BONUS + len(phrase) + (EXACT_BONUS if phrase == present else 0)
+                    for phrase in self.phrases.get(flow_id, ())
+                    if phrase <= present
+                ),
+                default=0.0,
+            )
             if score > 0:
                 result[flow_id] = score
         return result

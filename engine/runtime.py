@@ -33,10 +33,18 @@ from engine.conversation import (
     Inbound,
     InboundKind,
     RelayToOperator,
+    SendDocument,
     SendText,
     Session,
     StartHandover,
     Status,
+)
+from engine.documents import (
+    DOCX_MIME,
+    DocumentError,
+    DocumentRenderer,
+    DocxRenderer,
+    safe_file_name,
 )
 from engine.expressions import EvaluationError
 from engine.inputs import Refused, clean, match_option, read_answer
@@ -121,9 +129,12 @@ class Engine:
         router: Router | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         trace: bool = False,
+        documents: DocumentRenderer | None = None,
     ) -> None:
         self.flows = flows
         self.trace = trace
+        # Fills `document` steps' templates; by default the .docx files of the flows folder.
+        self.documents = documents if documents is not None else DocxRenderer(flows.folder)
         self.bot = flows.bot
         self.router = router or TextRouter(flows)
         self.clock = clock or dt.datetime.now
@@ -580,12 +591,25 @@ class _Turn:
                     del s.history[0]
 
     def send_document(self, step: Step) -> None:
-        """Documents arrive with the documents feature; the hook keeps the message order."""
-        if step.document is None:
+        """Fill the step's document, if it has one, and send it as its own message right
+        after the step's `say`. The file name is the step's `name` in the person's language
+        with `{var}`s filled in and made safe. If the document cannot be made, the person
+        gets the error text instead, and the log gets the step and the kind of problem."""
+        document = step.document
+        if document is None:
             return
-        renderer = getattr(self.engine, "documents", None)
-        if renderer is not None:
-            self.actions.append(renderer.render(step, self))
+        s = self.session
+        try:
+            data = self.engine.documents.render(
+                document.template, s.answers, s.language, self.engine.clock().date()
+            )
+        except DocumentError as err:
+            # Never log the message text or the answers: only where, and what kind.
+            log.error("document of %s.%s not made (%s)", step.flow, step.name, err.kind)
+            self.say(self.text("error"))
+            return
+        name = safe_file_name(self.render(document.name))
+        self.actions.append(SendDocument(self.address, name, data, DOCX_MIME))
 
     def present_current(self) -> None:
         s = self.session

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+MAX_ALIAS_REPORTS = 5  # then one line for the rest: a hostile file gets a short report
 
 _CORE = "tag:yaml.org,2002:"
 _STR = _CORE + "str"
@@ -237,7 +238,7 @@ def _parse_error(err: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     return YamlProblem(position, message)
 
 
-def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:  # noqa: C901, PLR0912, PLR0915
+def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
     """Parse one YAML document into Located maps and lists, with the problems that did not
     stop the reading (duplicate keys, aliases, tags). Raise YamlProblem if unusable.
 
@@ -257,6 +258,8 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:  # noqa: C901, PLR091
     starts: list[Any] = []
     root: Any = None
     count = 0
+    aliases = 0
+    more_at = Position()
     documents = 0
     try:
         while check_event():
@@ -294,11 +297,15 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:  # noqa: C901, PLR091
                 continue
             elif kind is alias_event:
                 count += 1
-                reader.problem(
-                    _mark(event.start_mark),
-                    f"alias '*{event.anchor}' refused: aliases are not allowed in flow files; "
-                    "write the value out",
-                )
+                aliases += 1
+                if aliases <= MAX_ALIAS_REPORTS:
+                    reader.problem(
+                        _mark(event.start_mark),
+                        f"alias '*{event.anchor}' refused: aliases are not allowed in flow "
+                        "files; write the value out",
+                    )
+                elif aliases == MAX_ALIAS_REPORTS + 1:
+                    more_at = _mark(event.start_mark)
                 value, surprising = REFUSED, False
             elif kind is yaml.DocumentStartEvent:
                 documents += 1
@@ -358,5 +365,11 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:  # noqa: C901, PLR091
     if containers:
         raise YamlProblem(
             _mark(event.start_mark), f"nested too deeply (more than {MAX_DEPTH} levels)"
+        )
+    if aliases > MAX_ALIAS_REPORTS:
+        reader.problem(
+            more_at,
+            f"{aliases - MAX_ALIAS_REPORTS} more aliases from here on, also refused; "
+            "write each value out",
         )
     return root, reader.problems

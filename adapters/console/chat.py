@@ -6,6 +6,7 @@ engine matches against the labels, or routes). Ctrl-D or Ctrl-C ends the chat.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -25,6 +26,7 @@ from engine.conversation import (
 from engine.loader import load_folder
 from engine.runtime import Engine
 from engine.stores import MemoryStore
+from engine.transcripts.recording import Recorder, flows_relative_to
 
 ADDRESS = Address("console", "you")
 
@@ -32,18 +34,27 @@ ADDRESS = Address("console", "you")
 class ConsoleChat:
     """One person at a terminal. Remembers the last buttons so a typed number presses one."""
 
-    def __init__(self, engine: Engine, out: TextIO, language: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        out: TextIO,
+        language: str | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.engine = engine
         self.out = out
         self.language = language
         self.store = MemoryStore()
         self.buttons: tuple[Button, ...] = ()
+        self.recorder = recorder  # `--record`: writes the chat down as a transcript
         self.documents_dir = Path("documents")
 
     def send(self, line: str) -> list[Action]:
         """Feed one typed line; print and return what the bot did."""
         stripped = line.strip()
         event = Inbound.typed(ADDRESS, line, self.language)
+        if self.recorder is not None:
+            self.recorder.typed(stripped, self.pressed_label(line))
         if stripped.isdigit() and self.buttons and 1 <= int(stripped) <= len(self.buttons):
             event = Inbound.press(ADDRESS, self.buttons[int(stripped) - 1].payload, self.language)
         key = f"{ADDRESS.channel}:{ADDRESS.chat}"
@@ -52,6 +63,8 @@ class ConsoleChat:
             self.store.delete(key)
         else:
             self.store.save(outcome.session)
+        if self.recorder is not None:
+            self.recorder.answered(outcome.actions)
         for action in outcome.actions:
             self.show(action)
         return outcome.actions
@@ -104,11 +117,31 @@ def run_chat(flows_dir: Path, language: str | None = None, record: str | None = 
             file=sys.stderr,
         )
         return 2
-    chat = ConsoleChat(Engine(flows), sys.stdout, language)
+    recorder = None
+    clock = None
+    if record is not None:
+        if not Path(record).resolve().parent.is_dir():
+            print(f"--record {record}: no such folder", file=sys.stderr)
+            return 2
+        # The recording's clock stands still, so date branches replay exactly as recorded.
+        started = dt.datetime.now().replace(second=0, microsecond=0)
+        recorder = Recorder(started, language, flows=flows_relative_to(flows_dir, record))
+        clock = lambda: started  # noqa: E731
+    chat = ConsoleChat(Engine(flows, clock=clock), sys.stdout, language, recorder)
     interactive = sys.stdin.isatty()
     if interactive:
         print("hotline chat: type a number to press a button, /help for commands, Ctrl-D to quit")
-    chat.send("/start")
+    try:
+        chat.send("/start")
+        _chat_loop(chat, interactive)
+    finally:
+        if recorder is not None and record is not None:
+            recorder.write(record)
+            print(f"recorded {len(recorder.steps)} lines to {record}", file=sys.stderr)
+    return 0
+
+
+def _chat_loop(chat: ConsoleChat, interactive: bool) -> None:
     try:
         while True:
             if interactive:
@@ -123,4 +156,3 @@ def run_chat(flows_dir: Path, language: str | None = None, record: str | None = 
             chat.send(line.rstrip("\n"))
     except KeyboardInterrupt:
         print()
-    return 0

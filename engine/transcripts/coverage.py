@@ -152,7 +152,7 @@ class Coverage:
                 f"{fid.ljust(width)}  steps {_ratio(flow.steps_reached, flow.steps)}"
                 f"  edges {_ratio(flow.edges_reached, flow.edges)}"
             )
-            missing: list[tuple[Position, str]] = [(u.position, str(u)) for u in flow.unreached_steps]
+            missing = [(u.position, str(u)) for u in flow.unreached_steps]
             missing += [(u.position, str(u)) for u in flow.unreached_edges]
             lines.extend(f"  {text}" for _, text in sorted(missing, key=lambda m: m[0]))
         lines.append(

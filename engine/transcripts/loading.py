@@ -22,6 +22,7 @@ problem is reported, not just the first. A transcript with any problem is not re
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -268,7 +269,7 @@ class _Reader:
                 "flows: write the flows folder, relative to this transcript file",
             )
             return None
-        return self.base / folder
+        return Path(os.path.normpath(self.base / folder))
 
     def steps(self, document: LocatedMap) -> tuple[Line, ...] | None:
         if "steps" not in document:
@@ -349,7 +350,7 @@ class _Reader:
             return None
         return Line(kind, text, raw.position, pattern=pattern or None, buttons=buttons)
 
-    def pattern(self, raw: LocatedMap, text: str) -> re.Pattern[str] | None | bool:
+    def pattern(self, raw: LocatedMap, text: str) -> re.Pattern[str] | bool | None:
         """The compiled /regex/ of a bot line; None: a plain text; False: a bad regex."""
         if not (len(text) >= 2 and text.startswith("/") and text.endswith("/")):
             return None
@@ -380,7 +381,8 @@ class _Reader:
         for index, item in enumerate(value):
             text = _item_text(value, index)
             if text is None:
-                self.error(value.item_at(index), f"{key}: each item must be a text, not {item!r}")
+                kind = "a list" if isinstance(item, list) else "a mapping" if item else "empty"
+                self.error(value.item_at(index), f"{key}: each item must be a text, not {kind}")
                 ok = False
             else:
                 items.append(text)

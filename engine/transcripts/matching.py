@@ -344,7 +344,12 @@ class _Replay:
                     f'cannot check contains: of the document "{line.text}": document text '
                     "extraction not available (engine.documents.document_text is missing)",
                 )
-            text = extract(message.data)
+            try:
+                text = extract(message.data)
+            except ValueError as err:
+                return self.fail(
+                    line, f'the document "{line.text}" is not a readable .docx ({err})'
+                )
             for needle in line.contains:
                 if needle not in text:
                     return self.fail(
@@ -407,7 +412,9 @@ def _text_diff(expected: str, actual: str) -> list[str]:
     actual_lines = actual.splitlines() or [""]
     if len(expected_lines) > 1:
         diff = difflib.unified_diff(expected_lines, actual_lines, lineterm="", n=1)
-        return _cap([d for d in diff if not d.startswith(("---", "+++"))])
+        return _cap(
+            [d if d.startswith("@@") else f"{d[:1]} {d[1:]}" for d in list(diff)[2:]]
+        )
     return _line_diff(expected, _closest_stretch(expected, actual_lines))
 
 
