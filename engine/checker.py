@@ -47,7 +47,7 @@ def _closest(word: str, candidates: Iterable[str]) -> str | None:
 class _Graph:
     """Edges among loaded steps; `gen` says what an edge saves."""
 
-    def __init__(self, flows: dict[str, LoadedFlow]) -> None:
+    def __init__(self, flows: dict[str, LoadedFlow], all_saved: frozenset[str]) -> None:
         self.flows = flows
         self.succ: dict[Node, list[tuple[Node, frozenset[str]]]] = {}
         self.calls: dict[Node, str] = {}  # call step -> called flow
@@ -76,6 +76,12 @@ class _Graph:
             start = self.start_of(callee)
             if ends or back is None:
                 self.succ[call_node] = [(n, g) for n, g in self.succ[call_node] if n != back]
+            elif flows[callee].broken:
+                # What a broken callee saves is unknown: assume it saves everything, so
+                # that its own errors are not followed by "may not be saved" ones.
+                self.succ[call_node] = [
+                    (n, all_saved if n == back else g) for n, g in self.succ[call_node]
+                ]
             if start is not None:
                 self.succ[call_node].append((start, frozenset()))
             if back is None:
@@ -148,7 +154,7 @@ def check(loaded: LoadedFolder) -> None:
     flows = loaded.flows
     bot = loaded.bot
     _check_references(loaded)
-    if bot is not None and flows:
+    if bot is not None:
         for index, flow_id in enumerate(bot.menu.flows):
             if flow_id not in flows and flow_id not in loaded.unreadable:
                 at = bot.menu_positions[index] if index < len(bot.menu_positions) else Position()
@@ -158,7 +164,7 @@ def check(loaded: LoadedFolder) -> None:
                     f"menu.flows[{index}]: there is no flow '{flow_id}'"
                     f"{did_you_mean(flow_id, flows)}",
                 )
-    graph = _Graph(flows)
+    graph = _Graph(flows, frozenset(_all_saved_names(loaded)))
     for node, callee in graph.calls.items():
         if not graph.ends_of.get(callee) and not flows[callee].broken:
             ls = flows[node[0]].steps[node[1]]
@@ -424,9 +430,8 @@ def _check_data_flow(
             for var in use.variables:
                 _report_var(report, lf, ls, var, have, all_saved, use.position, incoming, saved)
         for condition, at in ls.condition_uses:
-            offsets = _variable_offsets(condition)
-            for var in sorted(condition.variables):
-                var_at = Position(at.line, at.column + offsets.get(var, 0))
+            for var in sorted(condition.variables - have):
+                var_at = Position(at.line, at.column + _variable_offsets(condition).get(var, 0))
                 _report_var(report, lf, ls, var, have, all_saved, var_at, incoming, saved)
 
 
@@ -507,6 +512,7 @@ def _report_var(
 def _all_saved_names(loaded: LoadedFolder) -> set[str]:
     names: set[str] = set()
     for lf in loaded.flows.values():
+        names.update(lf.saves)
         for ls in lf.steps.values():
             step = ls.step
             if step.input is not None:
@@ -557,7 +563,8 @@ def _document_problems(
         which = f" ({language})" if language != "*" else ""
         if not path.is_file():
             shown = folder / template.replace(LANG, language)
-            siblings = [p.name for p in path.parent.glob("*.docx")] if path.parent.is_dir() else []
+            ours = {p.name for p in files.values()}  # not the other languages' files
+            siblings = [p.name for p in path.parent.glob("*.docx") if p.name not in ours]
             problems.append(
                 f"{which} does not exist (looked for {shown}){did_you_mean(path.name, siblings)}"
             )

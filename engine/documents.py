@@ -314,7 +314,7 @@ def _strict_template_class() -> type:
             try:
                 etree.fromstring(xml.encode("utf-8"))
             except etree.XMLSyntaxError as err:
-                raise _BrokenXml(_paragraph_of_line(xml, err.lineno)) from None
+                raise _BrokenXml(_text_before(xml, *err.position)) from None
             return xml
 
     return StrictDocxTemplate
@@ -324,8 +324,13 @@ class _BrokenXml(Exception):
     pass
 
 
-def _paragraph_of_line(xml: str, line: int | None) -> str:
-    return f"near: {_TAG.sub('', xml.splitlines()[line - 1])[:60]!r}" if line else ""
+def _text_before(xml: str, line: int, column: int) -> str:
+    """The document text just before where the XML broke, to say where in words."""
+    lines = xml.splitlines()
+    if not 0 < line <= len(lines):
+        return ""
+    text = " ".join(_TAG.sub(" ", lines[line - 1][: max(column, 0)]).split())
+    return f"after {text[-60:]!r}" if text else "at the start"
 
 
 # --------------------------------------------------------------------------- rendering
@@ -424,25 +429,22 @@ def template_files(
     folder: str | Path, template: str, languages: Iterable[str] | None = None
 ) -> dict[str, Path]:
     """language -> file for `template`. Without `languages`, a `{lang}` path is matched
-    against the files that exist (a 2- or 3-letter code); a plain path maps to itself
-    under the key '*'."""
+    against the files that exist (`{lang}` standing for the same 2- or 3-letter code
+    wherever it appears); a plain path maps to itself under the key '*'."""
     if LANG not in template:
         return {"*": resolve_template(folder, template, "")}
     if languages is not None:
         return {lang: resolve_template(folder, template, lang) for lang in languages}
-    pattern = Path(template)
-    head, _, tail = pattern.name.partition(LANG)
+    root = Path(folder).resolve()
+    resolve_template(root, template, "xx")  # refuses a path outside the folder
+    first, after, *more = template.split(LANG)
+    pattern = re.escape(first) + r"([a-z]{2,3})" + re.escape(after)
+    pattern += "".join(r"\1" + re.escape(part) for part in more)
     found: dict[str, Path] = {}
-    parent = resolve_template(folder, str(pattern.parent), "") if str(pattern.parent) else None
-    directory = parent or Path(folder).resolve()
-    if not directory.is_dir():
-        return found
-    for path in sorted(directory.iterdir()):
-        name = path.name
-        if name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail):
-            code = name[len(head) : len(name) - len(tail)]
-            if re.fullmatch(r"[a-z]{2,3}", code):
-                found[code] = path
+    for path in sorted(root.glob(template.replace(LANG, "*"))):
+        match = re.fullmatch(pattern, path.relative_to(root).as_posix())
+        if match and path.is_file():
+            found[match.group(1)] = path
     return found
 
 

@@ -582,8 +582,10 @@ class _Turn:
                 for i, option in enumerate(step.input.options)
             )
         self.say(self.render(step.say) if step.say is not None else "", buttons)
-        self.send_document(step)
         if remember:
+            # A question asked again (wrong answer, /language, stale button) is two
+            # messages: the invalid text and the question; its document came the first time.
+            self.send_document(step)
             frame = Frame(step.flow, step.name, tuple(s.stack))
             if not s.history or s.history[-1] != frame:
                 s.history.append(frame)

@@ -43,7 +43,7 @@ class Look:
     size: int  # points
 
 
-RU = Look("Times New Roman", 13)
+RU = Look("Times New Roman", 12)
 EN = Look("Times New Roman", 12)
 
 
@@ -68,7 +68,7 @@ class Writer:
         lang.set(qn("w:val"), {"ru": "ru-RU", "en": "en-GB"}[language])
         normal.element.get_or_add_rPr().append(lang)
         normal.paragraph_format.space_after = Pt(0)
-        normal.paragraph_format.line_spacing = 1.1
+        normal.paragraph_format.line_spacing = 1.0
         props = self.doc.core_properties
         props.title = title
         props.author = "hotline"
@@ -122,11 +122,12 @@ class Writer:
         p.paragraph_format.keep_with_next = True
         p.add_run(text).bold = True
 
-    def items(self, items: list[str], after: int = 6) -> None:
+    def items(self, items: list[str], after: int = 6, keep: bool = False) -> None:
         """A numbered list written out as "1. ..." (Word's automatic numbering is fragile
-        when docxtpl drops paragraphs)."""
+        when docxtpl drops paragraphs). `keep`: stay on one page with what follows."""
         for number, item in enumerate(items, 1):
             p = self.doc.add_paragraph()
+            p.paragraph_format.keep_with_next = keep
             p.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
             p.paragraph_format.left_indent = Cm(1.25)
             p.paragraph_format.first_line_indent = Cm(-0.6)
@@ -144,14 +145,14 @@ class Writer:
         table.alignment = WD_TABLE_ALIGNMENT.CENTER
         for label, value in rows:
             cells = table.add_row().cells
-            cells[0].width, cells[1].width = Cm(5.5), Cm(11)
             cells[0].paragraphs[0].add_run(label)
             cells[1].paragraphs[0].add_run(value)
+        _widths(table, [Cm(5.5), Cm(11)])
         self.doc.add_paragraph().paragraph_format.space_after = Pt(0)
 
     def signature(self, date: str, sign: str, caption: str) -> None:
         """Date on the left; signature line, name and "(signature)" on the right."""
-        self.doc.add_paragraph().paragraph_format.space_after = Pt(12)
+        self.doc.add_paragraph().paragraph_format.keep_with_next = True
         table = self.doc.add_table(rows=2, cols=2)
         table.alignment = WD_TABLE_ALIGNMENT.CENTER
         table.cell(0, 0).paragraphs[0].add_run(date)
@@ -163,6 +164,11 @@ class Writer:
         run = below.add_run(caption)
         run.font.size = Pt(self.look.size - 3)
         run.font.color.rgb = GREY
+        _widths(table, [Cm(4.5), Cm(12)])
+        for row in table.rows:  # the signature block never breaks across pages
+            row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
+        for cell in table.rows[0].cells:
+            cell.paragraphs[0].paragraph_format.keep_with_next = True
 
     def memo(self, title: str) -> None:
         """A new page for the person's notes, which is not part of the letter."""
@@ -186,6 +192,15 @@ class Writer:
         self.doc.save(str(path))
 
 
+def _widths(table: object, widths: list[object]) -> None:
+    """Fixed column widths that both Word (cell widths) and LibreOffice (grid) obey."""
+    table.autofit = False  # type: ignore[attr-defined]
+    for index, width in enumerate(widths):
+        table.columns[index].width = width  # type: ignore[attr-defined]
+        for cell in table.columns[index].cells:  # type: ignore[attr-defined]
+            cell.width = width
+
+
 # --------------------------------------------------------------------------- ACS application
 
 
@@ -200,10 +215,9 @@ def acs_application_ru() -> Writer:
         [
             "Военному комиссару",
             "{{ commissariat }}",
-            "от {{ full_name }},",
-            "{{ birth_date|date }} года рождения,",
-            "зарегистрированного по адресу:",
-            "{{ address }}",
+            "Заявитель: {{ full_name }}",
+            "дата рождения: {{ birth_date|date }}",
+            "адрес регистрации: {{ address }}",
         ]
     )
     w.title(
@@ -242,7 +256,8 @@ def acs_application_ru() -> Writer:
             "Автобиография.",
             "Характеристика с места работы и (или) учёбы.",
             LINE + " (другие документы — при наличии).",
-        ]
+        ],
+        keep=True,
     )
     w.signature("{{ today|longdate }}", "__________________ / {{ full_name }}", "(подпись)        ")
     w.memo("ПАМЯТКА — не часть заявления, эту страницу не подавайте")
@@ -314,10 +329,9 @@ def acs_application_en() -> Writer:
         [
             "To the Military Commissar",
             "{{ commissariat }}",
-            "from {{ full_name }},",
-            "born {{ birth_date|date }},",
-            "registered at:",
-            "{{ address }}",
+            "Applicant: {{ full_name }}",
+            "date of birth: {{ birth_date|date }}",
+            "registered address: {{ address }}",
         ]
     )
     w.title(
@@ -356,7 +370,8 @@ def acs_application_en() -> Writer:
             "Autobiography.",
             "Character reference from my place of work and/or study.",
             LINE + " (other documents, if any).",
-        ]
+        ],
+        keep=True,
     )
     w.signature(
         "{{ today|longdate }}", "__________________ / {{ full_name }}", "(signature)        "
@@ -428,7 +443,7 @@ def acs_application_en() -> Writer:
 RELATION_RU = (
     "{% if relation == 'son' %}моего сына{% elif relation == 'husband' %}моего мужа"
     "{% elif relation == 'brother' %}моего брата{% elif relation == 'father' %}моего отца"
-    "{% else %}моего близкого{% endif %}"
+    "{% else %}близкого мне человека{% endif %}"
 )
 RELATION_EN = (
     "{% if relation == 'son' %}my son{% elif relation == 'husband' %}my husband"
@@ -447,9 +462,9 @@ def prosecutor_complaint_ru() -> Writer:
     w.addressee(
         [
             "Военному прокурору",
-            LINE + " гарнизона",
+            "____________________ гарнизона",
             "Копия: в Главную военную прокуратуру",
-            "от {{ applicant_name }},",
+            "Заявитель: {{ applicant_name }}",
             "почтовый адрес (e-mail) для ответа:",
             LINE,
             LINE,
@@ -459,7 +474,7 @@ def prosecutor_complaint_ru() -> Writer:
     w.text(
         "Я, {{ applicant_name }}, обращаюсь в защиту ",
         RELATION_RU,
-        " — военнослужащего {{ relative_name }}, {{ relative_birth|date }} года рождения.",
+        " — военнослужащего, который удерживается без решения суда.",
     )
     w.text("Что мне о нём известно:", after=4)
     w.facts(
@@ -491,8 +506,8 @@ def prosecutor_complaint_ru() -> Writer:
     w.heading("ПРОШУ:")
     w.items(
         [
-            "Провести проверку законности лишения свободы {{ relative_name }}, установить, где "
-            "и по чьему распоряжению он содержится.",
+            "Провести проверку законности лишения свободы военнослужащего ({{ relative_name }}), "
+            "установить, где и по чьему распоряжению он содержится.",
             "Если он удерживается без решения суда — незамедлительно освободить его.",
             "Привлечь виновных должностных лиц к установленной законом ответственности, а "
             "материалы проверки направить в военный следственный орган Следственного комитета "
@@ -544,9 +559,9 @@ def prosecutor_complaint_en() -> Writer:
     w.addressee(
         [
             "To the Military Prosecutor",
-            "of the " + LINE + " Garrison",
+            "of the __________________ Garrison",
             "Copy: the Main Military Prosecutor's Office",
-            "from {{ applicant_name }},",
+            "Applicant: {{ applicant_name }}",
             "postal (e-mail) address for the reply:",
             LINE,
             LINE,
@@ -556,7 +571,7 @@ def prosecutor_complaint_en() -> Writer:
     w.text(
         "I, {{ applicant_name }}, am writing on behalf of ",
         RELATION_EN,
-        ", serviceman {{ relative_name }}, born {{ relative_birth|date }}.",
+        ", a serviceman who is being held without a court decision.",
     )
     w.text("What I know about him:", after=4)
     w.facts(
