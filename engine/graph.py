@@ -4,16 +4,20 @@ A lawyer opens the picture of a flow and should recognise the decision tree:
 
 - a step is a node labelled with the first words of its `say` (in one language), its id
   in small text (DOT), what an input saves ("→ birth_date (date)") and the document it sends;
-- the node's shape says what the step does: a question with buttons (rounded box), a typed
-  answer (parallelogram), a condition (diamond), a call of another flow (box with side bars),
-  a hand-over to people (hexagon, "→ Lawyers"), an end (stadium with a double border),
-  a plain "say and go on" step (box);
+- the node's shape and colour say what the step does: a question with buttons (blue rounded
+  box), a typed answer (yellow box; a parallelogram in Mermaid), a condition (diamond), a
+  call of another flow (box with side bars), a hand-over to people (pink hexagon,
+  "→ Lawyers"), an end (green, double border in DOT, a pill in Mermaid), a plain "say and go
+  on" step (white box); every flow starts at a black dot;
 - a choice is an edge labelled with its button label, a branch arm an edge labelled with its
   `when` (the last arm "else" / "иначе"), a goto or an answered input an unlabelled edge;
 - a `call` is a dashed edge into the called flow's start plus a dotted edge from the calling
   step to its `goto` (where the conversation goes on when the called flow ends);
-- a jump into another flow (`goto: FLOW.STEP`) is a bold blue edge into the other flow's
-  cluster; when that flow is not drawn, into a dashed stub node named after its title;
+- a jump into another flow (`goto: FLOW.STEP`) is a bold blue edge. When that flow is drawn
+  too, the jumps of one flow to one target meet in a dashed connector inside the jumping
+  flow's frame, with one bold edge on into the other frame (a lawyer hand-over reached from
+  everywhere would otherwise cross the whole picture); when it is not drawn, a dashed stub
+  named after its title sits beside each step that jumps there, like an off-page connector;
 - a target that does not exist (only in a folder with errors) is a red "missing" node;
 - a step that no conversation can reach is drawn with a red dashed border. Reachability
   mirrors `engine.checker`: conversations begin at the start of every flow that is in the
@@ -21,12 +25,15 @@ A lawyer opens the picture of a flow and should recognise the decision tree:
   branch arms, gotos, jumps and calls, and come back from a call only when the called flow
   can reach an `end`. A flow no conversation ever enters is titled "can never be started"
   with a red dashed frame (the checker warns about it) rather than every step in red.
-- with coverage (`unreached_steps`, `unreached_edges`, e.g. from replayed transcripts) the
-  steps no transcript entered get an orange fill and the moves none took a red edge. A move
-  is (flow, step, index): the index of the choice or branch arm, and 0 for the single move of
-  an input, goto or call step (for a call: the return to its goto), the same numbering as
-  the runtime's trace (`Outcome.moves`). The edge into a called flow counts as unreached when
-  the calling step is.
+- with coverage (`unreached_steps`, `unreached_edges`, e.g. from
+  `engine.transcripts.compute_coverage`) the steps no transcript entered get an orange fill
+  and the moves none took a red edge. A move is (flow, step, index): the index of the choice
+  or branch arm, and 0 for the single move of an input, goto or call step (for a call: the
+  return to its goto), the same numbering as the runtime's trace (`Outcome.moves`). Every
+  edge out of an unreached step is unreached too (so the coverage module, which lists only
+  choices and arms, colours the gotos right).
+- a leading remark in brackets in a `say` ("(This is an illustration...)") is skipped for
+  the label when text follows it: the words after it identify the step.
 
 The renderers take a `FlowSet`, which `engine.loader.load_folder` returns for a folder
 without errors; a folder with errors can still be drawn from what was read, with
@@ -44,7 +51,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from engine.model import Flow, FlowSet, Step, StepKind, Target
+from engine.model import Flow, FlowSet, Step, StepKind, Target, Text
 
 StepRef = tuple[str, str]  # (flow, step)
 MoveRef = tuple[str, str, int]  # (flow, step, index of the choice or branch arm)
@@ -54,7 +61,7 @@ LAWYER_FLOW = "lawyer"
 
 LABEL_WORDS = 6  # a node shows about this many words of the step's `say`
 NODE_WIDTH = 24  # characters per line in a node
-EDGE_WIDTH = 20  # characters per line of an edge label
+EDGE_WIDTH = 26  # characters per line of an edge label
 EDGE_MAX = 60  # an edge label longer than this is shortened with "…"
 FONT = "DejaVu Sans"  # has Cyrillic; Graphviz falls back to a similar font when missing
 
@@ -248,7 +255,7 @@ def first_words(text: str, count: int = LABEL_WORDS) -> str:
     words = text.split()
     if len(words) <= count:
         return " ".join(words)
-    return " ".join(words[:count]).rstrip(",;:—-") + "…"
+    return " ".join(words[:count]).rstrip(",;:—–- ") + "…"
 
 
 def wrap(text: str, width: int) -> list[str]:
@@ -285,12 +292,8 @@ class _Builder:
         self.clusters: dict[str, Cluster] = {}
         self.connectors: dict[str, Edge] = {}  # connector node -> its edge into the flow
 
-    def text(self, text: object) -> str:
-        from engine.model import Text
-
-        if isinstance(text, Text):
-            return text.get(self.language, self.fallback)
-        return ""
+    def text(self, text: Text | None) -> str:
+        return "" if text is None else text.get(self.language, self.fallback)
 
     def title(self, flow: Flow) -> str:
         return self.text(flow.title) or flow.id
@@ -361,8 +364,10 @@ class _Builder:
                 self.move(step, arm.target, label, uncovered(index))
         elif step.kind is StepKind.CALL:
             callee = self.flows.flows.get(step.call or "")
-            if callee is not None:
-                start = self.node_for(Target(callee.id, callee.start), step.flow)
+            if callee is not None and callee.id in self.drawn:
+                start = self.node_for(Target(callee.id, callee.start), callee.id)
+            elif callee is not None:
+                start = self.node_for(Target(callee.id, callee.start), step.flow, step.name)
             else:
                 start = self.missing(Target(step.call or "?", "?"))
             self.picture.edges.append(
@@ -389,7 +394,7 @@ class _Builder:
             self.move(step, step.goto, "", uncovered(0))
 
     def move(self, step: Step, target: Target, label: str, uncovered: bool) -> None:
-        node = self.node_for(target, step.flow)
+        node = self.node_for(target, step.flow, step.name)
         self.picture.edges.append(
             Edge(
                 f"{step.flow}.{step.name}",
@@ -401,24 +406,25 @@ class _Builder:
             )
         )
 
-    def node_for(self, target: Target, from_flow: str) -> str:
+    def node_for(self, target: Target, from_flow: str, from_step: str = "") -> str:
         """The node id of a target: a step of the same flow, a connector or stub for a step
         of another flow, or a 'missing' node.
 
         A jump into another drawn flow goes through one connector per (flow, target) inside
         the jumping flow's frame, and one bold edge from it into the other frame: a flow that
         many steps hand over to (the lawyer) would otherwise pull arrows across the picture.
+        A flow that is not drawn gets a stub beside each step that goes to it, as an
+        off-page connector does on paper: no arrows converge from all over the picture.
         """
         if _step(self.flows, target) is None:
             return self.missing(target)
         if target.flow == from_flow:
             return f"{target.flow}.{target.step}"
+        cluster = self.clusters.get(from_flow)
         if target.flow in self.drawn:
             node_id = f"link:{from_flow}>{target}"
-            cluster = self.clusters[from_flow]
         else:
-            node_id = f"stub:{target}"
-            cluster = None
+            node_id = f"stub:{from_flow}.{from_step}>{target}"
         if node_id not in self.picture.nodes:
             flow = self.flows.flows[target.flow]
             lines = wrap("↪ " + self.title(flow), NODE_WIDTH)
@@ -426,7 +432,7 @@ class _Builder:
                 step = flow.steps[target.step]
                 lines += wrap(first_words(self.text(step.say), 4) or target.step, NODE_WIDTH)
             self.add_node(Node(node_id, "stub", lines, small=str(target)), cluster)
-            if cluster is not None:
+            if target.flow in self.drawn:
                 self.connectors[node_id] = Edge(
                     node_id, f"{target.flow}.{target.step}", "move", jump=True
                 )
@@ -563,6 +569,7 @@ _MERMAID_CLASSES = (
     "classDef unreachable stroke:#d50000,stroke-width:3px,stroke-dasharray:6 4",
     "classDef uncovered fill:#ffcc80",
     "classDef never stroke:#d50000,stroke-width:2px,stroke-dasharray:6 4",
+    "classDef k_point fill:none,stroke:none",
 )
 
 
@@ -629,28 +636,55 @@ def mermaid(picture: Picture, legend: bool = True) -> str:
         if node.cluster is None:
             emit_node(node, "  ")
     link_styles: dict[str, list[int]] = {}
-    for index, edge in enumerate(picture.edges):
+    links = 0  # Mermaid numbers every link, in order, for linkStyle
+
+    def emit_edge(edge: Edge, indent: str) -> None:
+        nonlocal links
         arrow = {"move": "-->", "entry": "-->", "call": "-.->", "return": "-.->"}[edge.kind]
         if edge.jump:
             arrow = "==>"
         label = f'|"{_mermaid_label(edge.label)}"|' if edge.label else ""
-        out.append(f"  {ids(edge.source)} {arrow}{label} {ids(edge.target)}")
+        out.append(f"{indent}{ids(edge.source)} {arrow}{label} {ids(edge.target)}")
         style = "uncovered" if edge.uncovered else ("jump" if edge.jump else edge.kind)
         if style in ("uncovered", "jump", "return", "call"):
-            link_styles.setdefault(style, []).append(index)
-    if legend:
-        samples, _ = _legend(picture)
-        if samples:
-            lang = picture.language
-            legend_id = ids("legend:")
-            out.append(f'  subgraph {legend_id}["{mermaid_text(_word(lang, "legend"))}"]')
-            out.append("    direction LR")
-            for number, (kind, marker, text) in enumerate(samples):
-                sample = Node(f"legend.{number}", kind, [text])
-                sample.unreachable = marker == "unreachable"
-                sample.uncovered = marker == "uncovered"
-                emit_node(sample, "    ")
-            out.append("  end")
+            link_styles.setdefault(style, []).append(links)
+        links += 1
+
+    for edge in picture.edges:
+        emit_edge(edge, "  ")
+    samples, edge_samples = _legend(picture) if legend else ([], [])
+    if samples or edge_samples:
+        lang = picture.language
+        legend_id = ids("legend:")
+        out.append(f'  subgraph {legend_id}["{mermaid_text(_word(lang, "legend"))}"]')
+        out.append("    direction LR")
+        for number, (kind, marker, text) in enumerate(samples):
+            sample = Node(f"legend.{number}", kind, [text])
+            sample.unreachable = marker == "unreachable"
+            sample.uncovered = marker == "uncovered"
+            emit_node(sample, "    ")
+        for number, (style, text) in enumerate(edge_samples):
+            a, b = f"legend.e{number}a", f"legend.e{number}b"
+            out.append(f'    {ids(a)}[" "]:::k_point')
+            out.append(f'    {ids(b)}[" "]:::k_point')
+            sample_edge = Edge(a, b, "move", [text])
+            if style == "jump":
+                sample_edge.jump = True
+            elif style in ("call", "return"):
+                sample_edge.kind = style
+            elif style == "uncovered":
+                sample_edge.uncovered = True
+            emit_edge(sample_edge, "    ")
+        # Invisible links keep the samples in a row; they come last, after every link
+        # that a linkStyle below counts.
+        chain = [ids(f"legend.{number}") for number in range(len(samples))]
+        for number in range(len(edge_samples)):
+            if chain:
+                out.append(f"    {chain[-1]} ~~~ {ids(f'legend.e{number}a')}")
+            chain.append(ids(f"legend.e{number}b"))
+        if len(samples) > 1:
+            out.append(f"    {' ~~~ '.join(chain[: len(samples)])}")
+        out.append("  end")
     out.extend("  " + line for line in _MERMAID_CLASSES)
     for cls, members in extra_classes.items():
         out.append(f"  class {','.join(members)} {cls}")
@@ -687,34 +721,66 @@ def render_mermaid(
     return mermaid(picture, legend=legend)
 
 
-def _markdown_legend(picture_language: str, pictures: list[Picture]) -> list[str]:
-    lang = picture_language
-    shapes = {
-        "choices": "( )",
-        "input": "/ /",
-        "branch": "{ }",
-        "goto": "[ ]",
-        "call": "[[ ]]",
-        "handover": "{{ }}",
-        "end": "([ ])",
-        "stub": "> ]",
-    }
-    merged = Picture(lang, [], {}, [], coverage=any(p.coverage for p in pictures))
+# How the Markdown legend names each shape and arrow (Mermaid's drawing of them).
+_LOOKS: dict[str, dict[str, str]] = {
+    "en": {
+        "choices": "blue rounded box",
+        "input": "yellow slanted box",
+        "branch": "violet diamond",
+        "goto": "white box",
+        "call": "green box with side bars",
+        "handover": "pink hexagon",
+        "end": "green pill with a thick border",
+        "stub": "grey dashed flag",
+        "unreachable": "red dashed border",
+        "uncovered": "orange fill",
+        "jump": "thick blue arrow",
+        "call_edge": "dashed green arrow",
+        "return": "dotted grey arrow",
+        "uncovered_edge": "red arrow",
+        "title": "Flows",
+    },
+    "ru": {
+        "choices": "голубой скруглённый прямоугольник",
+        "input": "жёлтый наклонный прямоугольник",
+        "branch": "сиреневый ромб",
+        "goto": "белый прямоугольник",
+        "call": "зелёный прямоугольник с боковыми полосами",
+        "handover": "розовый шестиугольник",
+        "end": "зелёный овал с толстой рамкой",
+        "stub": "серый пунктирный флажок",
+        "unreachable": "красная пунктирная рамка",
+        "uncovered": "оранжевая заливка",
+        "jump": "толстая синяя стрелка",
+        "call_edge": "зелёная пунктирная стрелка",
+        "return": "серая точечная стрелка",
+        "uncovered_edge": "красная стрелка",
+        "title": "Сценарии",
+    },
+}
+
+
+def _looks(language: str, key: str) -> str:
+    return _LOOKS.get(language, _LOOKS["en"])[key]
+
+
+def _markdown_legend(language: str, pictures: list[Picture]) -> list[str]:
+    merged = Picture(language, [], {}, [], coverage=any(p.coverage for p in pictures))
     for picture in pictures:
         merged.nodes.update(picture.nodes)
         merged.edges.extend(picture.edges)
     nodes, edges = _legend(merged)
-    lines = [f"**{_word(lang, 'legend')}**", ""]
+    lines = [f"**{_word(language, 'legend')}**", ""]
     for kind, marker, text in nodes:
-        if marker == "unreachable":
-            lines.append(f"- red dashed border / красная пунктирная рамка: {text}")
-        elif marker == "uncovered":
-            lines.append(f"- orange fill / оранжевая заливка: {text}")
-        else:
-            lines.append(f"- `{shapes[kind]}` {text}")
-    arrows = {"jump": "==>", "call": "-.->", "return": "-.->", "uncovered": "red / красная"}
+        lines.append(f"- {_looks(language, marker or kind)}: {text}")
+    arrows = {
+        "jump": "jump",
+        "call": "call_edge",
+        "return": "return",
+        "uncovered": "uncovered_edge",
+    }
     for style, text in edges:
-        lines.append(f"- `{arrows[style]}` {text}")
+        lines.append(f"- {_looks(language, arrows[style])}: {text}")
     return [*lines, ""]
 
 
@@ -739,7 +805,7 @@ def render_markdown(
         )
         for flow_id in drawn
     ]
-    out = [f"# {_collapse(flows.folder)}", ""]
+    out = [f"# {_looks(language, 'title')}: {_markdown_escape(flows.folder)}", ""]
     out += _markdown_legend(language, pictures)
     for flow_id, picture in zip(drawn, pictures, strict=True):
         flow = flows.flows[flow_id]
@@ -803,9 +869,7 @@ _DOT_NODE_STYLES: Mapping[str, str] = {
 def _dot_node_label(node: Node) -> str:
     parts = [dot_html(line) for line in node.lines]
     parts += [f"<I>{dot_html(note)}</I>" for note in node.notes]
-    if node.small and node.kind not in ("stub", "missing"):
-        parts.append(f'<FONT POINT-SIZE="8" COLOR="#777777">{dot_html(node.small)}</FONT>')
-    elif node.small:
+    if node.small and node.lines != [node.small]:
         parts.append(f'<FONT POINT-SIZE="8" COLOR="#777777">{dot_html(node.small)}</FONT>')
     return "<" + "<BR/>".join(parts) + ">"
 
@@ -822,8 +886,8 @@ def _dot_node(node: Node, indent: str) -> str:
     return f"{indent}{dot_id(node.id)} [{', '.join(attrs)}];"
 
 
-def _dot_edge(edge: Edge, indent: str) -> str:
-    attrs: list[str] = []
+def _dot_edge(edge: Edge, indent: str, *extra: str) -> str:
+    attrs: list[str] = list(extra)
     if edge.label:
         attrs.append("label=<" + "<BR/>".join(dot_html(line) for line in edge.label) + ">")
     if edge.kind == "call":
@@ -854,6 +918,7 @@ def dot(picture: Picture, legend: bool = True) -> str:
         title = f"<B>{dot_html(cluster.title)}</B>"
         sub = f'<FONT POINT-SIZE="9" COLOR="#777777">{dot_html(cluster.subtitle)}</FONT>'
         out.append(f"  subgraph {dot_id('cluster_' + cluster.id)} {{")
+        out.append("    labeljust=c;")
         if cluster.never_started:
             never = dot_html(_word(picture.language, "never"))
             title += f'<BR/><FONT COLOR="#d50000">{never}</FONT>'
@@ -896,7 +961,7 @@ def _dot_legend(picture: Picture) -> list[str]:
         out.append(f"    {{rank=same; {'; '.join(map(dot_id, row))};}}")
         for a, b in itertools.pairwise(row):
             out.append(f"    {dot_id(a)} -> {dot_id(b)} [style=invis];")
-    previous = row[0] if row else None
+    points: list[str] = []
     for number, (style, text) in enumerate(edges):
         a, b = f"legend.e{number}a", f"legend.e{number}b"
         out.append(f'    {dot_id(a)} [shape=point, width=0.06, color="#616161"];')
@@ -908,11 +973,15 @@ def _dot_legend(picture: Picture) -> list[str]:
             sample.kind = style
         elif style == "uncovered":
             sample.uncovered = True
-        out.append(_dot_edge(sample, "    "))
-        out.append(f"    {{rank=same; {dot_id(a)}; {dot_id(b)};}}")
-        if previous is not None:
-            out.append(f"    {dot_id(previous)} -> {dot_id(a)} [style=invis];")
-        previous = a
+        out.append(_dot_edge(sample, "    ", "minlen=3"))
+        points += [a, b]
+    if points:
+        out.append(f"    {{rank=same; {'; '.join(map(dot_id, points))};}}")
+        # Keep the samples in a row, in order: one sample's end, then the next one's start.
+        for end, start in zip(points[1::2], points[2::2], strict=False):
+            out.append(f"    {dot_id(end)} -> {dot_id(start)} [style=invis];")
+        if row:
+            out.append(f"    {dot_id(row[0])} -> {dot_id(points[0])} [style=invis];")
     out.append("  }")
     return out
 

@@ -11,8 +11,12 @@ through `dot -Tsvg`; without `-o` the Mermaid text goes to stdout.
 A folder with errors is still drawn from what could be read (a picture of a broken folder
 shows a lawyer where it breaks: unreachable steps in red, targets that do not exist as red
 "missing" boxes), but the errors are printed with the files to fix and the exit code is 1.
+`--coverage-from DIR` replays the transcripts in DIR in process (as `hotline replay
+--coverage` does) and colours what none of them reached: steps orange, choices and branch
+arms red.
+
 Exit codes: 0 drawn; 1 the folder has errors (or nothing could be read); 2 a problem with
-the command itself (unknown extension, Graphviz missing, coverage not available).
+the command itself (unknown extension or language, Graphviz missing, no transcripts).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import sys
 from pathlib import Path
 
 from engine import graph
+from engine.checker import check
+from engine.diagnostics import Report
 from engine.loader import BOT_FILE, read_folder
+from engine.model import FlowSet
 
 FORMATS = (".md", ".mmd", ".dot", ".svg")
 NO_DOT = (
@@ -38,6 +45,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "graph",
         help="draw the flows (Mermaid, Markdown, Graphviz DOT or SVG)",
         description="Draw every flow of a folder, or one flow file, as a decision tree.",
+        epilog="A folder with errors is still drawn from what could be read (unreachable "
+        "steps and missing targets in red); the errors are listed and the exit code is 1.",
     )
     parser.add_argument(
         "path",
@@ -82,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     path = Path(args.path)
+    if not path.exists():
+        print(f"hotline graph: {path}: no such file or folder", file=sys.stderr)
+        return 2
     if path.is_file():
         if path.name == BOT_FILE:
             folder, only_file = path.parent, None  # bot.yaml: the whole folder
@@ -89,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
             folder, only_file = path.parent, path
     else:
         folder, only_file = path, None
-
-    from engine.checker import check
 
     loaded = read_folder(folder)
     check(loaded)
@@ -128,7 +138,14 @@ def run(args: argparse.Namespace) -> int:
 
     unreached_steps = unreached_edges = None
     if args.coverage_from is not None:
-        coverage = _coverage(flows, Path(args.coverage_from))
+        if not report.ok:
+            print(
+                "hotline graph: --coverage-from replays the transcripts, which needs a folder "
+                f"without errors: fix {_files_to_fix(report)} first",
+                file=sys.stderr,
+            )
+            return 1
+        coverage = _coverage(flows, folder, Path(args.coverage_from))
         if isinstance(coverage, str):
             print(f"hotline graph: {coverage}", file=sys.stderr)
             return 2
@@ -141,18 +158,27 @@ def run(args: argparse.Namespace) -> int:
     }
     if output is None:
         sys.stdout.write(graph.render_mermaid(flows, flow_ids, **options))
-    elif suffix == ".md":
-        output.write_text(graph.render_markdown(flows, flow_ids, **options), encoding="utf-8")
-    elif suffix == ".mmd":
-        output.write_text(graph.render_mermaid(flows, flow_ids, **options), encoding="utf-8")
-    elif suffix == ".dot":
-        output.write_text(graph.render_dot(flows, flow_ids, **options), encoding="utf-8")
     else:
-        svg = _svg(graph.render_dot(flows, flow_ids, **options))
-        if isinstance(svg, str):
-            print(f"hotline graph: {svg}", file=sys.stderr)
+        if suffix == ".md":
+            content: bytes | str = graph.render_markdown(flows, flow_ids, **options)
+        elif suffix == ".mmd":
+            content = graph.render_mermaid(flows, flow_ids, **options)
+        elif suffix == ".dot":
+            content = graph.render_dot(flows, flow_ids, **options)
+        else:
+            svg = _svg(graph.render_dot(flows, flow_ids, **options))
+            if isinstance(svg, str):
+                print(f"hotline graph: {svg}", file=sys.stderr)
+                return 2
+            content = svg
+        try:
+            if isinstance(content, str):
+                output.write_text(content, encoding="utf-8")
+            else:
+                output.write_bytes(content)
+        except OSError as err:
+            print(f"hotline graph: cannot write {output}: {err.strerror}", file=sys.stderr)
             return 2
-        output.write_bytes(svg)
     if output is not None:
         print(f"wrote {output}", file=sys.stderr)
 
@@ -166,12 +192,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _files_to_fix(report) -> str:
+def _files_to_fix(report: Report) -> str:
     files = sorted({d.file for d in report.errors})
     return ", ".join(files)
 
 
-def _flow_of_file(flows, file: Path) -> str | None:
+def _flow_of_file(flows: FlowSet, file: Path) -> str | None:
     wanted = file.resolve()
     for flow_id, flow in flows.flows.items():
         if Path(flow.file).resolve() == wanted:
@@ -200,23 +226,46 @@ def _svg(dot_text: str) -> bytes | str:
     return done.stdout
 
 
-def _coverage(flows, directory: Path):
-    """(unreached steps, unreached moves) from the transcripts in `directory`, or a message.
+def _coverage(
+    flows: FlowSet, folder: Path, directory: Path
+) -> tuple[set[graph.StepRef], set[graph.MoveRef]] | str:
+    """(unreached steps, unreached choices and arms) after replaying the transcripts in
+    `directory` in process, as `hotline replay --coverage` does; or a message saying why not.
 
-    The replay feature (`engine.transcripts`) computes it; until that module exists the
-    option cannot work.
+    Transcripts for another channel or with a `flows:` key naming another folder are left
+    out; a transcript that fails still counts for what it reached before it failed.
     """
-    try:
-        from engine import transcripts  # type: ignore[attr-defined]
-    except ImportError:
-        return (
-            "--coverage-from needs the transcript replay feature (engine/transcripts.py), "
-            "which this installation does not have yet"
-        )
-    compute = getattr(transcripts, "compute_coverage", None)
-    if compute is None:
-        return "--coverage-from: engine.transcripts has no compute_coverage()"
+    from engine.transcripts import Replayer, compute_coverage, find_transcripts, load_transcript
+
     if not directory.is_dir():
         return f"--coverage-from: no such folder of transcripts: {directory}"
-    result = compute(flows, directory)
-    return set(result.unreached_steps), set(result.unreached_edges)
+    files, _ = find_transcripts([directory])
+    replayer = Replayer(flows)
+    runs = []
+    unreadable = failed = 0
+    for path in files:
+        transcript, _report = load_transcript(path)
+        if transcript is None:
+            unreadable += 1
+            continue
+        if transcript.channel not in (None, "console"):
+            continue
+        if transcript.flows is not None and transcript.flows.resolve() != folder.resolve():
+            continue
+        run = replayer.replay(transcript)
+        failed += run.failed
+        runs.append(run)
+    if not runs:
+        return f"--coverage-from: no transcript of these flows (*.yaml) under {directory}"
+    note = f"coverage from {len(runs)} transcript(s) in {directory}"
+    if failed or unreadable:
+        note += (
+            f"; {failed} failed (counted up to where they broke), {unreadable} unreadable: "
+            f"run `hotline replay {directory}` for details"
+        )
+    print(note, file=sys.stderr)
+    coverage = compute_coverage(flows, runs)
+    return (
+        {(u.flow, u.step) for u in coverage.unreached_steps},
+        {(u.flow, u.step, u.index) for u in coverage.unreached_edges},
+    )
