@@ -64,6 +64,7 @@ def test_chat_in_english_walks_a_whole_flow_to_the_end(tmp_path: Path) -> None:
 
 def test_chat_ends_cleanly_on_end_of_input_and_refuses_a_broken_folder(tmp_path: Path) -> None:
     (tmp_path / "bot.yaml").write_text("languages: [en]\nmenu: {say: Hi, flows: [x]}\n")
+    (tmp_path / "y.yaml").write_text("flow: y\ntitle: Y\nsteps:\n  a: {say: Hi, end: true}\n")
     result = chat([], str(tmp_path))
     assert result.returncode == 1
     assert "bot.yaml" in result.stderr and "there is no flow 'x'" in result.stderr

@@ -9,6 +9,11 @@ coverage, 2 a PATH that does not exist.
 
 A transcript with `channel: telegram` or `channel: matrix` is for that channel's replay
 only: it is reported as skipped here and counts neither as passed nor as failed.
+
+Coverage (`--coverage`, `--min-coverage`) is computed per flows folder with
+`engine.transcripts.compute_coverage`; a transcript that fails still counts for what it
+reached before it broke (the run fails anyway). `--min-coverage N` compares the lower of
+the two percentages, steps reached and edges taken, with N.
 """
 
 from __future__ import annotations
@@ -179,7 +184,8 @@ def write_junit(path: str | Path, runs: list[Run], seconds: float) -> None:
     suites = ET.Element("testsuites", {"name": "hotline replay", **counts})
     suite = ET.SubElement(suites, "testsuite", {"name": "transcripts", **counts})
     for result in runs:
-        classname = str(Path(result.file).with_suffix("")).replace("\\", "/").replace("/", ".")
+        parts = Path(result.file).with_suffix("").parts
+        classname = ".".join(p for p in parts if p not in (Path(result.file).anchor, "..", "."))
         case = ET.SubElement(
             suite,
             "testcase",

@@ -70,10 +70,11 @@ class Line:
     def describe(self) -> str:
         """What this line expects, as the start of a failure message."""
         if self.kind is LineKind.BOT:
+            text = self.text.replace("\n", "\\n")  # the headline stays one line
             what = (
-                f"a bot message matching {self.text}"
+                f"a bot message matching {text}"
                 if self.pattern is not None
-                else f'a bot message containing "{self.text}"'
+                else f'a bot message containing "{text}"'
             )
             if self.buttons is not None:
                 what += " with " + (

@@ -412,9 +412,7 @@ def _text_diff(expected: str, actual: str) -> list[str]:
     actual_lines = actual.splitlines() or [""]
     if len(expected_lines) > 1:
         diff = difflib.unified_diff(expected_lines, actual_lines, lineterm="", n=1)
-        return _cap(
-            [d if d.startswith("@@") else f"{d[:1]} {d[1:]}" for d in list(diff)[2:]]
-        )
+        return _cap([d if d.startswith("@@") else f"{d[:1]} {d[1:]}" for d in list(diff)[2:]])
     return _line_diff(expected, _closest_stretch(expected, actual_lines))
 
 

@@ -26,7 +26,7 @@ import yaml
 from engine.conversation import Action, SendDocument, SendText, StartHandover
 
 
-class _FlowList(list[str]):
+class FlowList(list[str]):
     """A list written on one line: `buttons: [Yes, No]`."""
 
 
@@ -41,12 +41,12 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-def _represent_flow_list(dumper: yaml.SafeDumper, data: _FlowList) -> yaml.Node:
+def _represent_flow_list(dumper: yaml.SafeDumper, data: FlowList) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 
 
 _Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(_FlowList, _represent_flow_list)
+_Dumper.add_representer(FlowList, _represent_flow_list)
 
 
 class Recorder:
@@ -79,7 +79,7 @@ class Recorder:
             if isinstance(action, SendText):
                 step: dict[str, Any] = {"bot": _literal(action.text)}
                 if action.buttons:
-                    step["buttons"] = _FlowList(b.label for b in action.buttons)
+                    step["buttons"] = FlowList(b.label for b in action.buttons)
                 self.steps.append(step)
             elif isinstance(action, SendDocument):
                 self.steps.append({"document": action.file_name})
