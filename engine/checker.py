@@ -29,6 +29,7 @@ from engine.documents import (
     LANG,
     DocumentError,
     check_template,
+    document_uses,
     template_files,
     template_variables,
 )
@@ -433,6 +434,12 @@ def _check_data_flow(
             for var in sorted(condition.variables - have):
                 var_at = Position(at.line, at.column + _variable_offsets(condition).get(var, 0))
                 _report_var(report, lf, ls, var, have, all_saved, var_at, incoming, saved)
+        # A template's placeholders obey the same rule as {var}; a name saved nowhere at
+        # all is already reported by _check_documents.
+        doc_at = ls.document_position or ls.step.position
+        for var in document_uses(ls.step, loaded.folder):
+            if var in all_saved:
+                _report_var(report, lf, ls, var, have, all_saved, doc_at, incoming, saved)
 
 
 def _forward_order(graph: _Graph, entries: list[Node], reachable: set[Node]) -> list[Node]:

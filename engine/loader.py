@@ -10,17 +10,12 @@ Three layers, each collecting problems rather than stopping at the first:
 
 from __future__ import annotations
 
-import json
+import difflib
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import jsonschema
 
 from engine.diagnostics import Position, Report, did_you_mean
 from engine.expressions import FUNCTIONS, Expression, ExpressionError, parse_expression
@@ -40,8 +35,9 @@ from engine.model import (
     Target,
     Text,
 )
+from engine.schemacheck import LANGUAGE_CODE, validate_with_schema
 from engine.texts import DEFAULT_TEXTS, TEXT_KEYS
-from engine.yamlsafe import REFUSED, LocatedList, LocatedMap, YamlProblem, load_yaml
+from engine.yamlsafe import LocatedMap, YamlProblem, load_yaml
 
 BOT_FILE = "bot.yaml"
 MAX_FILE_BYTES = 2_000_000
@@ -53,418 +49,6 @@ NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _WAYS = ("choices", "input", "branch", "goto", "call", "handover", "end")
 
 
-@cache
-def schema(name: str) -> dict[str, Any]:
-    """The shipped JSON Schema `flow` or `bot`."""
-    text = resources.files("engine").joinpath("schema", f"{name}.schema.json").read_text("utf-8")
-    return json.loads(text)
-
-
-@cache
-def _validator(name: str) -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema(name))
-    return cls(schema(name))
-
-
-# --------------------------------------------------------------------------- fast schema check
-#
-# jsonschema explains a violation well but walks a valid document slowly (a folder of 2,000
-# steps took about a second). Almost every document a loader sees is valid, so the schema is
-# also compiled once into plain Python predicates that only answer "valid or not"; jsonschema
-# runs only on a document they refuse, to describe what is wrong. The predicates cover the
-# keywords our schemas use and are never more lenient than jsonschema: when in doubt they say
-# "not valid" and jsonschema decides (tests/test_schema.py compares the two).
-
-Predicate = Callable[[Any], bool]
-_ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples"}
-)
-
-
-class _Unsupported(Exception):
-    """The schema uses a keyword the predicates do not know: use jsonschema alone."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-_TYPES: dict[str, Predicate] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "number": _is_number,
-    "integer": lambda v: (
-        (isinstance(v, int) and not isinstance(v, bool))
-        or (isinstance(v, float) and v.is_integer())
-    ),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
-
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality for scalars (true is not 1); anything else counts as different."""
-    if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
-        return type(a) is type(b) and a == b
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return _is_number(a) and _is_number(b) and a == b
-
-
-def _compile(node: Any, root: dict[str, Any], refs: dict[str, Predicate]) -> Predicate:
-    if node is True:
-        return lambda v: True
-    if node is False:
-        return lambda v: False
-    if not isinstance(node, dict):
-        raise _Unsupported(repr(node))
-    checks: list[Predicate] = []
-    for keyword, arg in node.items():
-        if keyword in _ANNOTATIONS or keyword in ("properties", "additionalProperties"):
-            continue
-        checks.append(_keyword(keyword, arg, node, root, refs))
-    if "properties" in node or "additionalProperties" in node:
-        checks.append(_properties(node, root, refs))
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        first, second = checks
-        return lambda v: first(v) and second(v)
-    return lambda v: all(check(v) for check in checks)
-
-
-def _keyword(
-    keyword: str, arg: Any, node: dict[str, Any], root: dict[str, Any], refs: dict[str, Predicate]
-) -> Predicate:
-    if keyword == "$ref":
-        return _ref(arg, root, refs)
-    if keyword == "type":
-        tests = [_TYPES[t] for t in (arg if isinstance(arg, list) else [arg])]
-        if len(tests) == 1:
-            return tests[0]
-        return lambda v: any(test(v) for test in tests)
-    if keyword == "required":
-        names = tuple(arg)
-        return lambda v: not isinstance(v, dict) or all(n in v for n in names)
-    if keyword == "enum":
-        if all(isinstance(e, str) for e in arg):
-            allowed = frozenset(arg)
-            return lambda v: isinstance(v, str) and v in allowed
-        return lambda v: any(_same(v, e) for e in arg)
-    if keyword == "const":
-        return lambda v: _same(v, arg)
-    if keyword == "pattern":
-        search = re.compile(arg).search
-        return lambda v: not isinstance(v, str) or search(v) is not None
-    if keyword == "minLength":
-        return lambda v: not isinstance(v, str) or len(v) >= arg
-    if keyword == "minimum":
-        return lambda v: not _is_number(v) or v >= arg
-    if keyword == "maximum":
-        return lambda v: not _is_number(v) or v <= arg
-    if keyword == "minItems":
-        return lambda v: not isinstance(v, list) or len(v) >= arg
-    if keyword == "minProperties":
-        return lambda v: not isinstance(v, dict) or len(v) >= arg
-    if keyword == "uniqueItems":
-        return (lambda v: not isinstance(v, list) or _unique(v)) if arg else (lambda v: True)
-    if keyword == "items":
-        item = _compile(arg, root, refs)
-        return lambda v: not isinstance(v, list) or all(item(i) for i in v)
-    if keyword == "propertyNames":
-        name = _compile(arg, root, refs)
-        return lambda v: not isinstance(v, dict) or all(name(k) for k in v)
-    if keyword == "oneOf":
-        options = [_compile(o, root, refs) for o in arg]
-        return lambda v: sum(1 for option in options if option(v)) == 1
-    raise _Unsupported(keyword)
-
-
-def _unique(items: list[Any]) -> bool:
-    try:
-        keys = [(type(i), i) for i in items]
-        return len(set(keys)) == len(keys)
-    except TypeError:  # lists or mappings inside: let jsonschema decide
-        return False
-
-
-def _properties(
-    node: dict[str, Any], root: dict[str, Any], refs: dict[str, Predicate]
-) -> Predicate:
-    known = {key: _compile(sub, root, refs) for key, sub in node.get("properties", {}).items()}
-    extra_schema = node.get("additionalProperties", True)
-    extra = _compile(extra_schema, root, refs)
-    if extra_schema is True:
-
-        def check(v: Any) -> bool:
-            if not isinstance(v, dict):
-                return True
-            return all(test(v[key]) for key, test in known.items() if key in v)
-
-        return check
-
-    def check_all(v: Any) -> bool:
-        if not isinstance(v, dict):
-            return True
-        for key, value in v.items():
-            test = known.get(key, extra)
-            if not test(value):
-                return False
-        return True
-
-    return check_all
-
-
-def _ref(ref: str, root: dict[str, Any], refs: dict[str, Predicate]) -> Predicate:
-    if not ref.startswith("#/"):
-        raise _Unsupported(ref)
-    if ref not in refs:
-        refs[ref] = lambda v: False  # a placeholder while a recursive reference compiles
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        compiled = _compile(target, root, refs)
-        refs[ref] = compiled
-    return lambda v: refs[ref](v)
-
-
-@cache
-def schema_predicate(name: str) -> Predicate | None:
-    """A fast yes/no check of the shipped schema `name`, or None when it cannot be built."""
-    try:
-        return _compile(schema(name), schema(name), {})
-    except (_Unsupported, KeyError, TypeError, re.error):
-        return None
-
-
-# --------------------------------------------------------------------------- schema errors
-
-
-def _walk(document: Any, path: list[Any]) -> tuple[Any, Any, Any]:
-    """(parent container, key in it, value) for a jsonschema error path."""
-    parent: Any = None
-    key: Any = None
-    node = document
-    for part in path:
-        parent, key = node, part
-        node = node[part]
-    return parent, key, node
-
-
-def _value_position(parent: Any, key: Any, fallback: Position) -> Position:
-    if isinstance(parent, LocatedMap):
-        return parent.value_at(key)
-    if isinstance(parent, LocatedList):
-        return parent.item_at(key)
-    return fallback
-
-
-def _plain_text(parent: Any, key: Any) -> str | None:
-    if isinstance(parent, LocatedMap | LocatedList):
-        return parent.plain_scalars.get(key)
-    return None
-
-
-def _describe_schema_error(
-    error: jsonschema.ValidationError, document: LocatedMap
-) -> Iterator[tuple[Position, str]]:
-    path = list(error.absolute_path)
-    parent, key, value = _walk(document, path)
-    if value is REFUSED or _holds_refused(value):
-        return  # an alias, already reported where it is written
-    where = describe_path(path)
-    position = _value_position(parent, key, document.position)
-    validator = error.validator
-    if validator == "additionalProperties" and isinstance(value, LocatedMap):
-        known = list(error.schema.get("properties", {}))
-        for extra in value:
-            if extra not in known:
-                hint = did_you_mean(extra, known) or f"; allowed here: {', '.join(known)}"
-                yield value.key_at(extra), f"unknown key '{extra}' in {where}{hint}"
-        return
-    if validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        known = error.schema.get("properties", {})
-        extras = [k for k in value if k not in known] if isinstance(value, dict) else []
-        if did_you_mean(missing, extras):
-            return  # a misspelt key: its 'unknown key' error says it all
-        yield position, f"{where} is missing the required key '{missing}'"
-        return
-    if validator == "propertyNames":
-        bad = error.instance if isinstance(error.instance, str) else None
-        for name in value if isinstance(value, dict) else []:
-            if bad is not None and name != bad:
-                continue
-            at = value.key_at(name) if isinstance(value, LocatedMap) else position
-            if "enum" in error.schema.get("propertyNames", {}):
-                allowed = error.schema["propertyNames"]["enum"]
-                hint = did_you_mean(name, allowed)
-                yield at, f"unknown key '{name}' in {where}{hint}"
-            else:
-                yield at, f"'{name}' in {where} is not a valid name: " + _NAME_RULE
-        return
-    written = _plain_text(parent, key)
-    if written is not None and not isinstance(value, str):
-        yield (
-            position,
-            f"{where}: YAML read `{written}` as {_yaml_kind(value)}, not as text; "
-            f'put it in quotes: "{written}"',
-        )
-        return
-    if validator == "oneOf" and _is_text_schema(error.schema):
-        if isinstance(value, LocatedMap) and value:
-            yield from _describe_text_map(value, where)
-            return
-        if isinstance(value, dict):
-            yield position, f"{where} must not be empty"
-            return
-        yield position, f"{where} must be a text: a string or a map language -> string"
-        return
-    if validator == "enum":
-        allowed = [str(a) for a in error.validator_value]
-        hint = did_you_mean(str(value), allowed) or f"; one of: {', '.join(allowed)}"
-        yield position, f"{where}: unknown value '{value}'{hint}"
-        return
-    if validator == "pattern":
-        if error.validator_value.startswith("^[a-z][a-z0-9_]*(\\."):
-            yield position, f"{where}: '{value}' is not a step or FLOW.STEP target"
-        elif error.validator_value.startswith("^[a-z]{2,3}"):
-            yield position, f"{where}: '{value}' is not a language code such as ru or en"
-        else:
-            yield position, f"{where}: '{value}' is not a valid name: " + _NAME_RULE
-        return
-    if validator == "type":
-        expected = error.validator_value
-        yield position, f"{where} must be {_type_words(expected)}, not {_yaml_kind(value)}"
-        return
-    if validator == "const":
-        yield position, f"{where} must be {json.dumps(error.validator_value)}"
-        return
-    if validator in ("minItems", "minProperties"):
-        yield position, f"{where} must not be empty"
-        return
-    yield position, f"{where}: {error.message}"
-
-
-def _holds_refused(value: Any) -> bool:
-    """A text map or list with a refused alias inside: its problem is already reported."""
-    if isinstance(value, dict):
-        return any(v is REFUSED for v in value.values())
-    if isinstance(value, list):
-        return any(v is REFUSED for v in value)
-    return False
-
-
-def _describe_text_map(value: LocatedMap, where: str) -> Iterator[tuple[Position, str]]:
-    """What is wrong with a map language -> string, each problem where it is written."""
-    found = False
-    for language, text in value.items():
-        if not _LANGUAGE.match(language):
-            found = True
-            yield (
-                value.key_at(language),
-                f"{where}: '{language}' is not a language code such as ru or en",
-            )
-        elif not isinstance(text, str):
-            found = True
-            written = value.plain_scalars.get(language)
-            if written is not None:
-                yield (
-                    value.value_at(language),
-                    f"{where}, {language}: YAML read `{written}` as {_yaml_kind(text)}, "
-                    f'not as text; put it in quotes: "{written}"',
-                )
-            else:
-                yield (
-                    value.value_at(language),
-                    f"{where}, {language} must be text, not {_yaml_kind(text)}",
-                )
-    if not found:
-        yield value.position, f"{where} must be a text: a string or a map language -> string"
-
-
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
-
-
-def describe_path(path: list[Any]) -> str:
-    """['steps', 'ask', 'choices', 0, 'label'] -> "step 'ask', choice 1, label"."""
-    if not path:
-        return "the file"
-    words: list[str] = []
-    items = list(path)
-    while items:
-        part = items.pop(0)
-        if part == "steps" and items:
-            words.append(f"step '{items.pop(0)}'")
-        elif part in ("choices", "branch", "options") and items and isinstance(items[0], int):
-            noun = {"choices": "choice", "branch": "branch item", "options": "option"}[part]
-            words.append(f"{noun} {items.pop(0) + 1}")
-        elif isinstance(part, int):
-            words.append(f"item {part + 1}")
-        else:
-            words.append(str(part))
-    return ", ".join(words)
-
-
-_NAME_RULE = "use lower-case latin letters, digits and _, starting with a letter"
-
-
-def _is_text_schema(sub: dict[str, Any]) -> bool:
-    options = sub.get("oneOf", [])
-    return bool(options) and options[0] == {"type": "string"}
-
-
-def _yaml_kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "text"
-    return f"a {type(value).__name__}"
-
-
-def _type_words(expected: Any) -> str:
-    words = {
-        "object": "a mapping",
-        "array": "a list",
-        "string": "text",
-        "integer": "a whole number",
-        "number": "a number",
-        "boolean": "true or false",
-        "null": "empty",
-    }
-    if isinstance(expected, list):
-        return " or ".join(words.get(e, e) for e in expected)
-    return words.get(expected, str(expected))
-
-
-def validate_with_schema(
-    name: str, document: Any, file: str, report: Report, root: Position
-) -> bool:
-    """Report every schema violation of `document`; True when there was none."""
-    if not isinstance(document, LocatedMap):
-        report.error(file, root, f"{Path(file).name} must be a mapping of keys to values")
-        return False
-    quick = schema_predicate(name)
-    if quick is not None and quick(document):
-        return True
-    ok = True
-    errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
-    for error in errors:
-        ok = False
-        for position, message in _describe_schema_error(error, document):
-            report.error(file, position, message)
-    return ok
-
-
 # --------------------------------------------------------------------------- texts
 
 
@@ -474,6 +58,14 @@ class _TextUse:
 
     variables: tuple[str, ...]
     position: Position
+
+
+def _closest_language(code: str, languages: tuple[str, ...]) -> str | None:
+    """The bot language a wrong language key most likely meant ('EN' -> 'en')."""
+    if code.lower() in languages:
+        return code.lower()
+    close = difflib.get_close_matches(code.lower(), list(languages), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 @dataclass(slots=True)
@@ -497,12 +89,16 @@ class FileContext:
             self._placeholders(raw, position, what, uses)
             return Text.plain(raw)
         texts: dict[str, str] = {}
+        meant: set[str] = set()  # languages that a misspelt key stands for
         for language, value in raw.items():
             at = raw.key_at(language) if isinstance(raw, LocatedMap) else position
             if not isinstance(value, str):
                 continue  # the schema check has reported it
             if self.languages and language not in self.languages:
-                hint = did_you_mean(language, self.languages)
+                guess = _closest_language(language, self.languages)
+                hint = f"; did you mean '{guess}'?" if guess else ""
+                if guess:
+                    meant.add(guess)
                 self.report.error(
                     self.file,
                     at,
@@ -510,10 +106,15 @@ class FileContext:
                     f"({', '.join(self.languages)}){hint}",
                 )
                 continue
+            if not self.languages and not LANGUAGE_CODE.match(language):
+                self.report.error(
+                    self.file, at, f"{what}: '{language}' is not a language code such as ru or en"
+                )
+                continue
             texts[language] = value
             value_at = raw.value_at(language) if isinstance(raw, LocatedMap) else position
             self._placeholders(value, value_at, what, uses)
-        missing = [language for language in self.languages if language not in raw]
+        missing = [lang for lang in self.languages if lang not in raw and lang not in meant]
         if missing:
             self.report.error(
                 self.file,
@@ -572,6 +173,8 @@ class LoadedFlow:
     # load: they still count as ways into those steps and flows, so that one broken step
     # does not also make its targets "unreachable" or "never started".
     mentions: tuple[str, ...] = ()
+    # Names that steps which failed to load would save: not "never saved" anywhere.
+    saves: tuple[str, ...] = ()
 
 
 def _target(raw: str, flow: str) -> Target:
@@ -631,7 +234,7 @@ def _input_spec(raw: LocatedMap, ctx: FileContext, where: str, uses: list[_TextU
     if kind is InputType.TEXT and max_length is None:
         max_length = DEFAULT_MAX_TEXT_ANSWER
     return InputSpec(
-        save=raw["save"],
+        save=_word(raw["save"]),
         type=kind,
         min_length=raw.get("min_length"),
         max_length=max_length,
@@ -640,6 +243,14 @@ def _input_spec(raw: LocatedMap, ctx: FileContext, where: str, uses: list[_TextU
         options=options,
         pattern=pattern,
     )
+
+
+def _word(value: Any) -> str:
+    """A value the model needs as text (a target, a name, a path); anything else means the
+    schema check has reported the step, which is then left out of the model."""
+    if not isinstance(value, str):
+        raise TypeError("the schema check has reported it")
+    return value
 
 
 def _step_kind(
@@ -676,9 +287,12 @@ def _step_kind(
             "handover or end: true",
         )
         return None
+    # Point at the first way too many: after `input` or `call`, their `goto` belongs.
+    partner = "goto" if ways[0] in ("input", "call") else None
+    extra = next(way for way in ways[1:] if way != partner)
     ctx.report.error(
         ctx.file,
-        raw.key_at(ways[1]),
+        raw.key_at(extra),
         f"{where} does more than one thing ({', '.join(ways)}); a step does exactly one of: "
         "choices, input + goto, branch, goto, call + goto, handover, end",
     )
@@ -703,7 +317,8 @@ def _load_step(
                 ctx.file, raw.key_at("invalid"), f"{where}: `invalid` is only used by questions"
             )
 
-    def target(raw_target: str, at: Position) -> Target:
+    def target(raw_target: Any, at: Position) -> Target:
+        raw_target = _word(raw_target)
         loaded.raw_targets.append(raw_target)
         loaded.target_positions.append(at)
         return _target(raw_target, flow_id)
@@ -712,7 +327,10 @@ def _load_step(
     for index, item in enumerate(raw.get("choices", [])):
         at = raw["choices"].item_at(index)
         label = ctx.text(item["label"], item.value_at("label"), f"{where} choice {index + 1}", uses)
-        sets = MappingProxyType(dict(item.get("set", {})))
+        raw_sets = item.get("set", {})
+        if not isinstance(raw_sets, dict):
+            raise TypeError("the schema check has reported it")
+        sets = MappingProxyType(dict(raw_sets))
         choices.append(Choice(label, target(item["goto"], item.value_at("goto")), sets, at))
     arms: list[BranchArm] = []
     branch = raw.get("branch", [])
@@ -758,13 +376,13 @@ def _load_step(
         handover_say = None
         if "say" in spec:
             handover_say = ctx.text(spec["say"], spec.value_at("say"), f"{where}, handover", uses)
-        handover = Handover(spec["queue"], handover_say)
+        handover = Handover(_word(spec["queue"]), handover_say)
         loaded.queue_position = spec.value_at("queue")
     document = None
     if "document" in raw:
         spec = raw["document"]
         name_text = ctx.text(spec["name"], spec.value_at("name"), f"{where}, document name", uses)
-        document = DocumentSpec(spec["template"], name_text)
+        document = DocumentSpec(_word(spec["template"]), name_text)
         loaded.document_position = spec.value_at("template")
     if "call" in raw:
         loaded.call_position = raw.value_at("call")
@@ -780,11 +398,24 @@ def _load_step(
         invalid=invalid,
         branch=tuple(arms),
         goto=goto,
-        call=raw.get("call"),
+        call=_word(raw["call"]) if "call" in raw else None,
         handover=handover,
         document=document,
     )
     return loaded
+
+
+def _saves(raw: LocatedMap) -> list[str]:
+    """Best-effort names a step that failed to load would save (see LoadedFlow.saves)."""
+    found: list[str] = []
+    spec = raw.get("input")
+    if isinstance(spec, dict) and isinstance(spec.get("save"), str):
+        found.append(spec["save"])
+    items = raw.get("choices")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("set"), dict):
+            found.extend(name for name in item["set"] if isinstance(name, str))
+    return found
 
 
 def _mentions(raw: LocatedMap) -> list[str]:
@@ -840,16 +471,24 @@ def load_flow_file(
     if isinstance(raw_match, LocatedMap):
         for language, phrases in raw_match.items():
             if languages and language not in languages:
+                guess = _closest_language(language, languages)
                 report.error(
                     display,
                     raw_match.key_at(language),
-                    f"match: language '{language}' is not in bot.yaml languages"
-                    f"{did_you_mean(language, languages)}",
+                    f"match: language '{language}' is not in bot.yaml languages "
+                    f"({', '.join(languages)})" + (f"; did you mean '{guess}'?" if guess else ""),
+                )
+            elif not languages and not LANGUAGE_CODE.match(language):
+                report.error(
+                    display,
+                    raw_match.key_at(language),
+                    f"match: '{language}' is not a language code such as ru or en",
                 )
             if isinstance(phrases, list):
                 match[language] = tuple(p for p in phrases if isinstance(p, str))
     steps: dict[str, LoadedStep] = {}
     mentions: list[str] = []
+    saves: list[str] = []
     broken = not structurally_ok
     for name, raw_step in raw_steps.items():
         if not isinstance(raw_step, LocatedMap) or not NAME.match(name):
@@ -863,12 +502,13 @@ def load_flow_file(
         if loaded is None:
             broken = True
             mentions.extend(_mentions(raw_step))
+            saves.extend(_saves(raw_step))
             continue
         steps[name] = loaded
     start = document.get("start") if isinstance(document.get("start"), str) else None
     if start is None:
         start = next(iter(raw_steps), "")
-    elif start not in raw_steps:
+    elif start not in raw_steps and NAME.match(start):  # else the schema said it
         report.error(
             display,
             document.value_at("start"),
@@ -885,7 +525,15 @@ def load_flow_file(
         position=document.value_at("flow"),
     )
     match_at = document.key_at("match") if "match" in document else None
-    return LoadedFlow(flow, steps, match_at, broken, frozenset(raw_steps), mentions=tuple(mentions))
+    return LoadedFlow(
+        flow,
+        steps,
+        match_at,
+        broken,
+        frozenset(raw_steps),
+        mentions=tuple(mentions),
+        saves=tuple(saves),
+    )
 
 
 def _is_text(value: Any) -> bool:
@@ -951,6 +599,7 @@ def load_bot(path: Path, display: str, report: Report) -> tuple[BotConfig | None
     )
     if not languages or not all(isinstance(lang, str) for lang in languages):
         return None, ()
+    languages = tuple(dict.fromkeys(languages))  # a repeated one is reported by the schema
     return _bot_settings(document, display, languages, report), languages
 
 
@@ -962,9 +611,15 @@ def _bot_settings(
     menu_raw = document.get("menu")
     if not isinstance(menu_raw, LocatedMap) or not _is_text(menu_raw.get("say")):
         return None
+    raw_menu_flows = menu_raw.get("flows")
+    menu_flows = [
+        (flow, raw_menu_flows.item_at(index))
+        for index, flow in enumerate(raw_menu_flows if isinstance(raw_menu_flows, list) else [])
+        if isinstance(flow, str)
+    ]
     menu = Menu(
         say=ctx.text(menu_raw["say"], menu_raw.value_at("say"), "menu.say", uses),
-        flows=tuple(f for f in menu_raw.get("flows", []) if isinstance(f, str)),
+        flows=tuple(flow for flow, _ in menu_flows),
     )
     texts: dict[str, Text] = {
         key: Text(MappingProxyType(value)) for key, value in DEFAULT_TEXTS.items()
@@ -983,17 +638,13 @@ def _bot_settings(
     for use in uses:
         report.error(display, use.position, "bot.yaml texts cannot use {answers}")
     retention = document.get("retention_days", 30)
-    raw_menu_flows = menu_raw.get("flows")
-    menu_positions = (
-        tuple(raw_menu_flows.item_positions) if isinstance(raw_menu_flows, LocatedList) else ()
-    )
     return BotConfig(
-        menu_positions=menu_positions,
+        menu_positions=tuple(at for _, at in menu_flows),
         languages=languages,
         menu=menu,
         texts=MappingProxyType(texts),
         queues=MappingProxyType(queues),
-        retention_days=retention if isinstance(retention, int) else 30,
+        retention_days=retention if type(retention) is int else 30,
         file=display,
     )
 

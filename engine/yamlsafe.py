@@ -251,6 +251,7 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
     map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
     map_end, seq_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
     plain_first = _PLAIN_FIRST
+    new_position = tuple.__new__  # Position(a, b) without a Python-level call
     # Open containers; for mappings, the key waiting for its value and where it was.
     containers: list[Any] = []
     keys: list[Any] = []
@@ -285,7 +286,7 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
                 if count > MAX_NODES or len(containers) >= MAX_DEPTH:
                     break
                 mark = event.start_mark
-                position = Position(mark.line + 1, mark.column + 1)
+                position = new_position(Position, (mark.line + 1, mark.column + 1))
                 if event.tag is not None:
                     reader.check_tag(event, _MAP_TAGS if kind is map_start else _SEQ_TAGS)
                 containers.append(
@@ -325,7 +326,7 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
                 continue
             container = containers[-1]
             mark = event.start_mark
-            position = Position(mark.line + 1, mark.column + 1)
+            position = new_position(Position, (mark.line + 1, mark.column + 1))
             if type(container) is LocatedList:
                 if surprising:
                     container.plain_scalars[len(container)] = event.value

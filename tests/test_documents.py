@@ -439,7 +439,6 @@ def test_a_document_that_cannot_be_made_gets_the_error_text(
     assert "letter.ready" in caplog.text and "Петров" not in caplog.text
 
 
-@pytest.mark.xfail(reason="until _check_data_flow calls document_uses (then drop this mark)")
 def test_check_reports_a_template_variable_some_path_does_not_save(folder: Path) -> None:
     flow = folder / "letter.yaml"
     skip = "        set: {callup: autumn}\n        goto: ready"
