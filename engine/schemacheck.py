@@ -49,7 +49,8 @@ def _quick_validator(name: str) -> Callable[[Any], Any]:
     import fastjsonschema
 
     # fastjsonschema knows drafts up to 7; our schemas use nothing newer than draft 7 has.
-    draft7 = {**schema(name), "$schema": "http://json-schema.org/draft-07/schema#"}
+    # It rewrites `$ref`s in place, so it gets a copy of its own.
+    draft7 = {**copy.deepcopy(schema(name)), "$schema": "http://json-schema.org/draft-07/schema#"}
     return fastjsonschema.compile(draft7)
 
 
