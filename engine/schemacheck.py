@@ -7,6 +7,7 @@ into sentences a lawyer can act on, each at the FILE:LINE:COL of the offending k
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Iterator
