@@ -180,6 +180,7 @@ def check(loaded: LoadedFolder) -> None:
     _check_unreachable(loaded, reachable)
     _check_ways_out(loaded, graph, reachable)
     _check_data_flow(loaded, graph, entries, reachable)
+    _check_match_collisions(loaded)
     _check_documents(loaded)
 
 
@@ -584,3 +585,26 @@ def _document_problems(
         hint = did_you_mean(var, all_saved | HELPERS)
         problems.append(f" uses '{var}', which no input or choice saves{hint}")
     return problems
+
+
+def _check_match_collisions(loaded: LoadedFolder) -> None:
+    """Warn when two flows claim the same `match` phrase: typed text would be a coin toss.
+    Phrases are compared the way the router reads them (stemmed, stop words dropped)."""
+    from engine.routing import stems  # the router's own reading of a phrase
+
+    owner: dict[tuple[str, frozenset[str]], tuple[str, str]] = {}
+    for flow_id in sorted(loaded.flows):
+        lf = loaded.flows[flow_id]
+        for language, phrases in lf.flow.match.items():
+            for phrase in phrases:
+                key = (language, frozenset(stems(phrase, language)))
+                if not key[1]:
+                    continue
+                first = owner.setdefault(key, (flow_id, phrase))
+                if first[0] != flow_id:
+                    loaded.report.warning(
+                        lf.flow.file,
+                        lf.match_position or lf.flow.position,
+                        f"match ({language}): '{phrase}' reads the same as '{first[1]}' of "
+                        f"flow '{first[0]}'; typed text with it cannot tell the two apart",
+                    )

@@ -902,3 +902,27 @@ def test_a_large_generated_folder_loads_clean(tmp_path):
     assert [str(d) for d in report.sorted()] == []
     assert flow_set is not None
     assert sum(len(flow.steps) for flow in flow_set.flows.values()) == 10 * 62
+
+
+def test_two_flows_claiming_the_same_match_phrase_is_a_warning(check):
+    problems = check(
+        {
+            "main.yaml": """\
+            flow: main
+            title: T
+            match: {en: [summons, draft notice]}
+            steps:
+              a: {say: Hi, end: true}
+            """,
+            "other.yaml": """\
+            flow: other
+            title: O
+            match: {en: [Summons!, army]}
+            steps:
+              a: {say: Hi, end: true}
+            """,
+        }
+    )
+    (p,) = [p for p in problems if "match" in p.message]
+    assert (p.file, p.line, p.severity) == ("other.yaml", 3, "warning")
+    assert "'Summons!' reads the same as 'summons' of flow 'main'" in p.message
