@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 # Sub-command modules, in the order `hotline --help` lists them.
-COMMANDS = ("chat", "check", "replay", "route", "serve", "graph")
+COMMANDS = ("chat", "check", "replay", "route", "serve", "graph", "transcripts")
 
 
 def build_parser() -> argparse.ArgumentParser:

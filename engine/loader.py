@@ -92,6 +92,17 @@ class FileContext:
         meant: set[str] = set()  # languages that a misspelt key stands for
         for language, value in raw.items():
             at = raw.key_at(language) if isinstance(raw, LocatedMap) else position
+            if value is None and not LANGUAGE_CODE.match(language):
+                # {ru: Спасибо, записали} reads as ru: "Спасибо" plus a key "записали":
+                # a comma inside an inline map silently cuts the text.
+                self.report.error(
+                    self.file,
+                    at,
+                    f"{what}: '{language}' is not a language: a comma inside {{ru: ..., en: "
+                    "...} cut the text there; put the text in quotes or write one language "
+                    "per line",
+                )
+                continue
             if not isinstance(value, str):
                 continue  # the schema check has reported it
             if self.languages and language not in self.languages:
