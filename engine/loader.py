@@ -124,6 +124,8 @@ class FileContext:
                 continue
             texts[language] = value
             value_at = raw.value_at(language) if isinstance(raw, LocatedMap) else position
+            if isinstance(raw, LocatedMap) and language in raw.comment_cuts:
+                self.comment_cut(raw.comment_cuts[language], what, value)
             self._placeholders(value, value_at, what, uses)
         missing = [lang for lang in self.languages if lang not in raw and lang not in meant]
         if missing:
@@ -133,6 +135,15 @@ class FileContext:
                 f"{what}: missing translation {', '.join(repr(m) for m in missing)}",
             )
         return Text(MappingProxyType(texts))
+
+    def comment_cut(self, at: Position, what: str, value: str) -> None:
+        self.report.warning(
+            self.file,
+            at,
+            f"{what}: the text stops at '{value[-20:]}': YAML reads ' #' as the start of a "
+            "comment, so the rest of the line is not shown; put the text in quotes if the # "
+            "belongs to it",
+        )
 
     def _placeholders(
         self, value: str, position: Position, what: str, uses: list[_TextUse]

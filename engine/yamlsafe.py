@@ -86,11 +86,21 @@ REFUSED = Refused()
 class LocatedMap(dict[str, Any]):
     """A mapping from the file; `.position` of the map, and of each key and value."""
 
-    __slots__ = ("key_positions", "plain_scalars", "position", "quoted", "value_positions")
+    __slots__ = (
+        "comment_cuts",
+        "key_positions",
+        "plain_scalars",
+        "position",
+        "quoted",
+        "value_positions",
+    )
 
     def __init__(self, position: Position) -> None:
         super().__init__()
         self.position = position
+        # Keys whose unquoted several-word value is followed by ` #` on the same line:
+        # YAML took the rest of the line for a comment (`ru: See item #3` reads "See item").
+        self.comment_cuts: dict[str, Position] = {}
         self.key_positions: dict[str, Position] = {}
         self.value_positions: dict[str, Position] = {}
         # Keys whose value was an unquoted scalar that YAML turned into a non-string
@@ -352,6 +362,12 @@ def load_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
                 container.plain_scalars[key] = event.value
             elif kind is scalar_event and event.style in _QUOTED:
                 container.quoted.add(key)
+            elif kind is scalar_event and " " in event.value:
+                end = event.end_mark.index
+                rest = text[end : text.find("\n", end) if "\n" in text[end:] else len(text)]
+                if rest.lstrip(" \t").startswith("#"):
+                    hash_at = event.end_mark.column + 1 + (len(rest) - len(rest.lstrip(" \t")))
+                    container.comment_cuts[key] = Position(event.end_mark.line + 1, hash_at)
     except yaml.MarkedYAMLError as err:
         raise _parse_error(err, text) from None
     except yaml.YAMLError as err:

@@ -78,6 +78,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--junit", default=None, metavar="FILE", help="also write a JUnit XML report to FILE"
     )
+    parser.add_argument(
+        "--channel",
+        choices=("console", "telegram", "matrix"),
+        default=IN_PROCESS_CHANNEL,
+        help="replay through that channel's adapter: telegram starts a local Bot API server; "
+        "matrix starts a throwaway local Synapse (needs matrix-synapse) unless --homeserver "
+        "names one (default: console, in process)",
+    )
+    matrix = parser.add_argument_group("--channel matrix")
+    matrix.add_argument("--homeserver", metavar="URL", help="an existing homeserver")
+    matrix.add_argument(
+        "--matrix-bot", metavar="USER_ID", help="the bot's account (MATRIX_PASSWORD)"
+    )
+    matrix.add_argument(
+        "--matrix-person", metavar="USER_ID", help="the person's account (MATRIX_REPLAY_PASSWORD)"
+    )
+    matrix.add_argument("--encrypted", action="store_true", help="in end-to-end encrypted rooms")
     parser.set_defaults(func=run)
 
 
@@ -97,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     folders: dict[Path, Path] = {}  # resolved -> as given, in order of first use
     for item in items:
-        if isinstance(item, Transcript) and _replayed_here(item):
+        if isinstance(item, Transcript) and _replayed_here(item, args.channel):
             folder = item.flows or default_flows
             folders.setdefault(folder.resolve(), folder)
     flow_sets: dict[Path, FlowSet] = {}
@@ -110,13 +127,31 @@ def run(args: argparse.Namespace) -> int:
             return 1
         flow_sets[resolved] = flows
 
-    replayers = {resolved: Replayer(flows) for resolved, flows in flow_sets.items()}
+    if args.channel == "matrix":
+        if args.coverage or args.min_coverage is not None:
+            print(
+                "hotline replay: --coverage is computed in process: drop --channel", file=sys.stderr
+            )
+            return 2
+        from adapters.matrix.replay import MatrixReplayError, replayers_from_args
+
+        try:
+            replayers: dict = replayers_from_args(flow_sets, args)
+        except MatrixReplayError as err:
+            print(f"hotline replay: {err}", file=sys.stderr)
+            return 2
+    elif args.channel == "telegram":
+        from adapters.telegram.replay import replayers_for
+
+        replayers = replayers_for(flow_sets)
+    else:
+        replayers = {resolved: Replayer(flows) for resolved, flows in flow_sets.items()}
     runs_by_folder: dict[Path, list[Run]] = {resolved: [] for resolved in flow_sets}
     runs: list[Run] = []
     for item in items:
         if isinstance(item, Run):
             result = item
-        elif not _replayed_here(item):
+        elif not _replayed_here(item, args.channel):
             result = Run(item.file, item.title, skipped=f"only for the {item.channel} channel")
             print(f"skip {item.file}: {result.skipped}")
         else:
@@ -127,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
             print(result.message())
             print()
         runs.append(result)
+
+    for replayer in replayers.values():
+        if hasattr(replayer, "close"):  # a channel's replayer: its homeserver and bot
+            replayer.close()
 
     status = 0
     if args.coverage or args.min_coverage is not None:
@@ -147,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else status
 
 
-def _replayed_here(transcript: Transcript) -> bool:
-    return transcript.channel in (None, IN_PROCESS_CHANNEL)
+def _replayed_here(transcript: Transcript, channel: str = IN_PROCESS_CHANNEL) -> bool:
+    return transcript.channel in (None, channel)
 
 
 def _report_coverage(coverage: Coverage, folder: Path, args: argparse.Namespace) -> bool:

@@ -1,0 +1,66 @@
+"""`hotline serve` with a telegram section, as the organisation runs it: a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tg_helpers import ROOT, run
+
+from adapters.telegram.localserver import LocalBotApiServer
+
+
+def _config(folder: Path, api_url: str) -> Path:
+    path = folder / "hotline.yaml"
+    path.write_text(
+        f"flows: {ROOT / 'flows'}\n"
+        f"store: {{sqlite: {folder / 'sessions.sqlite3'}}}\n"
+        "telegram:\n"
+        f"  api_url: {api_url}\n"
+        "  poll_timeout: 5\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def _serve(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        "serve",
+        "--config",
+        str(config),
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def test_serve_answers_on_telegram_and_stops_cleanly(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with LocalBotApiServer() as server:
+            process = await _serve(
+                _config(tmp_path, server.api_url), {"TELEGRAM_BOT_TOKEN": server.token}
+            )
+            try:
+                update = server.send_text(99, "/start", language_code="ru")
+                await server.wait_confirmed(update, timeout=30)
+                [menu] = server.received(99)
+                assert (menu.text or "").startswith("Здравствуйте!")
+                second = server.send_text(99, "/help", language_code="ru")
+                await server.wait_confirmed(second, timeout=10)
+                assert (server.received(99)[1].text or "").startswith("Команды")
+            finally:
+                process.send_signal(signal.SIGTERM)
+                _out, err = await asyncio.wait_for(process.communicate(), 20)
+            assert process.returncode == 0, err.decode()
+            # Handled before the stop, so acknowledged on the way out: not sent again.
+            assert server.is_confirmed(second)
+            assert server.token not in err.decode()
+
+    run(scenario(), limit=60)
