@@ -149,6 +149,13 @@ class Engine:
     def handle(self, session: Session | None, event: Inbound) -> Outcome:
         """Apply one inbound event. `session` is None for someone the bot does not know yet."""
         if session is None:
+            if event.kind is InboundKind.UNSUPPORTED:
+                # A photo from a stranger: answer, and keep nothing at all about them.
+                turn = _Turn(
+                    self, self.new_session(_key(event.address), event.language_hint), event.address
+                )
+                turn.say(turn.text("unsupported_message"))
+                return Outcome(None, turn.actions)
             session = self.new_session(_key(event.address), event.language_hint, event.text)
         else:
             session = session.copy()

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
 from engine.conversation import Action, Inbound
+from engine.model import FlowSet
 
 # The hub's entry point, as an adapter sees it: run one event, return when its actions
 # were delivered (so a polling adapter can acknowledge the update only then).
@@ -20,6 +21,10 @@ class Channel(ABC):
     """One chat network. `name` is the `Address.channel` of its users and rooms."""
 
     name: str
+
+    def bind(self, flows: FlowSet) -> None:  # noqa: B027 - optional hook
+        """Called with the loaded flows before `start` (and again when they are reloaded),
+        for what the channel shows of them: command menus in each bot language, say."""
 
     @abstractmethod
     async def start(self, deliver: Deliver) -> None:

@@ -32,14 +32,17 @@ def build_channels(config: ServeConfig, base: Path) -> dict[str, Channel]:
 
 
 async def serve(config: ServeConfig, base: Path) -> int:
+    # Channels first: a missing token or password is reported before the flows load.
+    channels = build_channels(config, base)
     flows_dir = (base / config.flows).resolve()
     flows, report = load_folder(flows_dir)
     if flows is None:
         for diagnostic in report.sorted():
             log.error("%s", diagnostic)
         raise ConfigError(f"{flows_dir}: the flows have errors; run `hotline check {flows_dir}`")
+    for channel in channels.values():
+        channel.bind(flows)
     store = SQLiteStore(base / config.store.sqlite, synchronous=config.store.synchronous)
-    channels = build_channels(config, base)
     hub = Hub(Engine(flows), store, channels)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
