@@ -104,9 +104,9 @@ class Secrets:
         return f"Secrets({shown})"
 
 
-def load_config(section: Mapping[str, Any], env: Mapping[str, str], base: Path) -> tuple[
-    MatrixConfig, Secrets
-]:
+def load_config(
+    section: Mapping[str, Any], env: Mapping[str, str], base: Path
+) -> tuple[MatrixConfig, Secrets]:
     """Validate the section; resolve `store_dir` against `base`; read the secrets."""
     try:
         config = MatrixConfig.model_validate(dict(section))

@@ -12,6 +12,11 @@ handling can be tested for real. Accounts registered here are exempted from it b
 API (`exempt=True`, the default), exactly as the README tells an administrator to exempt
 the bot; pass `exempt=False` for an account that should meet the limit.
 
+Its SQLite database lives in RAM (/dev/shm) when the machine has it: a throwaway server
+needs no fsync, and answers about twice as fast. `stop()` then `start()` is a homeserver
+restart that keeps the database; `close()` (or leaving the `with`) discards it. A server
+still running when Python exits is stopped then.
+
 Needs the `matrix-synapse` package (`synapse_available()` says whether it is importable).
 Synchronous on purpose: the tests call it from a session fixture, the replay driver from a
 worker thread.
@@ -19,6 +24,7 @@ worker thread.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import hmac
@@ -26,9 +32,11 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -77,6 +85,7 @@ class LocalSynapse:
         self._admin: Account | None = None
         self._log = self.directory / "homeserver.log"
         self._out = self.directory / "stdout.log"
+        self._ram_dir: str | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -85,7 +94,15 @@ class LocalSynapse:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server and discard its database (`stop` alone keeps it for a `start`
+        again, as a homeserver restart)."""
         self.stop()
+        if self._ram_dir is not None:
+            shutil.rmtree(self._ram_dir, ignore_errors=True)
+            self._ram_dir = None
 
     def start(self, timeout: float = 90.0) -> None:
         if not synapse_available():
@@ -93,7 +110,7 @@ class LocalSynapse:
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         output = open(self._out, "ab")  # noqa: SIM115 - lives as long as the process
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and file
             [sys.executable, "-m", "synapse.app.homeserver", "--config-path", str(config)],
             cwd=self.directory,
             stdout=output,
@@ -101,6 +118,7 @@ class LocalSynapse:
             stdin=subprocess.DEVNULL,
         )
         output.close()
+        atexit.register(self.close)  # never leave a homeserver running behind us
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -108,24 +126,28 @@ class LocalSynapse:
                     f"Synapse exited with code {self._process.returncode}; see {self._log}:\n"
                     + self.log_tail()
                 )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:  # noqa: S310
-                    if reply.status == 200:
-                        return
+            if self._healthy():
+                return
             time.sleep(0.1)
         self.stop()
         raise SynapseError(f"Synapse did not answer /health in {timeout:.0f} s; see {self._log}")
 
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:  # noqa: S310
+                return bool(reply.status == 200)
+        except OSError:
+            return False
+
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
 
     @property
     def running(self) -> bool:
@@ -204,6 +226,15 @@ class LocalSynapse:
 
     # ------------------------------------------------------------------ config
 
+    def _database_path(self) -> Path:
+        """In RAM when the machine has /dev/shm: a throwaway server needs no fsync, and
+        Synapse's SQLite answers twice as fast there."""
+        shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp inside it
+        if self._ram_dir is None and shm.is_dir() and os.access(shm, os.W_OK):
+            self._ram_dir = tempfile.mkdtemp(prefix="hotline-synapse-", dir=shm)
+        base = Path(self._ram_dir) if self._ram_dir is not None else self.directory
+        return base / "homeserver.db"
+
     def _write_config(self) -> Path:
         from signedjson.key import generate_signing_key, write_signing_keys  # synapse's dep
 
@@ -229,7 +260,7 @@ class LocalSynapse:
                     "resources": [{"names": ["client"], "compress": False}],
                 }
             ],
-            "database": {"name": "sqlite3", "args": {"database": str(d / "homeserver.db")}},
+            "database": {"name": "sqlite3", "args": {"database": str(self._database_path())}},
             "log_config": str(log_config),
             "media_store_path": str(d / "media"),
             "max_upload_size": self.max_upload_size,
