@@ -20,10 +20,20 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from engine.conversation import Address, Button, Inbound, InboundKind, SendText, Session, Status
+from engine.conversation import (
+    Address,
+    Button,
+    Inbound,
+    InboundKind,
+    SendDocument,
+    SendText,
+    Session,
+    Status,
+)
+from engine.documents import DocumentRenderer
 from engine.model import FlowSet, InputSpec, InputType, Step, StepKind, Target
 from engine.runtime import Engine
 from engine.stores.base import SessionStore
@@ -42,8 +52,33 @@ def fixed_clock() -> dt.datetime:
     return TODAY
 
 
-def make_engine(flows: FlowSet) -> Engine:
-    return Engine(flows, clock=fixed_clock)
+class SkipDocuments(DocumentRenderer):
+    """A renderer that makes no document: isolates the engine's own cost per step."""
+
+    def render(
+        self, template: str, answers: Mapping[str, object], language: str, today: dt.date
+    ) -> bytes:
+        return b""
+
+
+class RecordingRenderer(DocumentRenderer):
+    """Passes renders on to `inner` and keeps the arguments of the first per template."""
+
+    def __init__(self, inner: DocumentRenderer) -> None:
+        self.inner = inner
+        self.calls: dict[tuple[str, str], tuple[str, dict[str, object], str, dt.date]] = {}
+
+    def render(
+        self, template: str, answers: Mapping[str, object], language: str, today: dt.date
+    ) -> bytes:
+        self.calls.setdefault((template, language), (template, dict(answers), language, today))
+        return self.inner.render(template, answers, language, today)
+
+
+def make_engine(flows: FlowSet, documents: DocumentRenderer | None = None) -> Engine:
+    """The engine as production builds it (documents rendered from the flows folder's
+    templates), with a fixed clock; `documents=SkipDocuments()` leaves them out."""
+    return Engine(flows, clock=fixed_clock, documents=documents)
 
 
 class PlanError(RuntimeError):
@@ -89,6 +124,8 @@ class Plan:
     action_counts: list[int] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)  # answers saved after each event
     categories: list[str] = field(default_factory=list)  # see `category`
+    saved: set[str] = field(default_factory=set)  # every answer name saved on the way
+    last_texts: list[str] = field(default_factory=list)  # the bot's texts after the last event
     steps_visited: list[Node] = field(default_factory=list)
     invalid_answers: int = 0
     backs: int = 0
@@ -107,7 +144,7 @@ class Plan:
 
     def midpoint(self) -> int:
         """How many events lead to a mid-flow session: the last question at or before 60 %
-        of the plan with at least one answer saved (for the memory benchmark)."""
+        of the plan (the memory benchmark's fallback for flows without forms)."""
         limit = max(1, int(len(self.events) * 0.6))
         for cut in range(limit, 0, -1):
             if self.states[cut - 1][0] == Status.ASKING.value:
@@ -136,7 +173,8 @@ def _state(session: Session | None) -> tuple[str, str | None, str | None]:
     return (session.status.value, session.flow, session.step)
 
 
-# Answers a person might give, long enough for the example flows' min_length rules.
+# Answers a person might give, long enough for the example flows' min_length rules:
+# a name, an address, an institution, and an account in their own words.
 _TEXTS = {
     "ru": [
         "Иванов Иван Иванович",
@@ -161,6 +199,8 @@ _RELAY = {
 _REGEX_CANDIDATES = ("443001", "1234", "AB1234567", "12-34", "abc", "A1", "2024-01-31")
 _BAD_REGEX = ("???", "-", "x" * 40)
 SUFFIX_ROOM = 8  # characters a replay may append to a personal answer
+# Which of _TEXTS fits an input, by words in the name it is saved under; else the account.
+_TEXT_FOR = (("name", 0), ("address", 1), ("where", 1), ("commissariat", 2), ("unit", 2))
 
 
 def _valid_answer(spec: InputSpec, language: str, variant: int) -> tuple[str, bool]:
@@ -170,7 +210,8 @@ def _valid_answer(spec: InputSpec, language: str, variant: int) -> tuple[str, bo
         low = spec.min_length or 1
         high = (spec.max_length or 2000) - SUFFIX_ROOM
         pool = _TEXTS.get(language, _TEXTS["en"])
-        for text in pool[variant % len(pool) :] + pool:
+        first = next((i for word, i in _TEXT_FOR if word in spec.save), len(pool) - 1)
+        for text in [pool[first], *reversed(pool)]:
             if low <= len(text) <= high:
                 return text, True
         text = (pool[-1] * (low // len(pool[-1]) + 1))[: max(low, 1)]
@@ -226,7 +267,7 @@ def _invalid_answer(spec: InputSpec) -> str | None:
 
 
 def distances_to_end(flows: FlowSet, allow_handover: bool) -> dict[Node, int]:
-    """Fewest answers from each step to an `end` (or to a hand-over, when allowed)."""
+    """Fewest moves from each step to an `end` (or to a hand-over, when allowed)."""
     dist: dict[Node, int] = {}
     moves: dict[Node, list[Node]] = {}
     for flow in flows.flows.values():
@@ -283,7 +324,13 @@ class _Planner:
         self.plan.states.append(_state(self.session))
         self.plan.action_counts.append(len(outcome.actions))
         self.plan.answers.append(0 if self.session is None else len(self.session.answers))
-        self.plan.categories.append(category(planned, before))
+        kind = category(planned, before)
+        if any(isinstance(a, SendDocument) for a in outcome.actions):
+            kind += "+document"
+        self.plan.categories.append(kind)
+        self.plan.last_texts = [a.text for a in shown]
+        if self.session is not None:
+            self.plan.saved.update(self.session.answers)
 
     def typed(self, text: str, personal: bool = False) -> None:
         self.send(Planned(InboundKind.TEXT, text, personal))

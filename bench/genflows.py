@@ -288,8 +288,11 @@ def _bot(flows: int) -> dict[str, Any]:
     }
 
 
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _dump(data: dict[str, Any]) -> str:
-    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+    return yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
 
 
 def generate(folder: str | Path, flows: int = 20, steps: int = 100) -> int:
