@@ -7,6 +7,7 @@ out the `Action`s the engine returns; the engine itself never performs I/O.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -65,12 +66,66 @@ class SendText:
     buttons: tuple[Button, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
 class SendDocument:
-    to: Address
-    file_name: str
-    data: bytes
-    mime_type: str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    """A document for the person, as its own message.
+
+    `data` may be given as bytes or as a function that makes them: filling a Word template
+    costs tens of milliseconds of CPU, so the engine only prepares the document and the
+    bytes are made on first use of `data` (the serving hub does that in a worker thread,
+    off the conversation's path). `fallback_text` is what to send instead if making it
+    fails, in the person's language."""
+
+    __slots__ = ("_data", "_make", "fallback_text", "file_name", "mime_type", "to")
+
+    def __init__(
+        self,
+        to: Address,
+        file_name: str,
+        data: bytes | Callable[[], bytes],
+        mime_type: str = DOCX_MIME,
+        fallback_text: str = "",
+    ) -> None:
+        self.to = to
+        self.file_name = file_name
+        self.mime_type = mime_type
+        self.fallback_text = fallback_text
+        if isinstance(data, bytes | bytearray):
+            self._data: bytes | None = bytes(data)
+            self._make: Callable[[], bytes] | None = None
+        else:
+            self._data, self._make = None, data
+
+    @property
+    def data(self) -> bytes:
+        """The document's bytes, made now if they were not yet (may raise DocumentError)."""
+        if self._data is None:
+            assert self._make is not None
+            self._data = self._make()
+            self._make = None
+        return self._data
+
+    @property
+    def ready(self) -> bool:
+        return self._data is not None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SendDocument):
+            return NotImplemented
+        return (self.to, self.file_name, self.mime_type, self.data) == (
+            other.to,
+            other.file_name,
+            other.mime_type,
+            other.data,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable cache inside
+
+    def __repr__(self) -> str:
+        size = f"{len(self._data)} bytes" if self._data is not None else "not made yet"
+        return f"SendDocument(to={self.to!r}, file_name={self.file_name!r}, {size})"
 
 
 @dataclass(frozen=True, slots=True)

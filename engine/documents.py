@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # the heavy libraries are imported on first use, not with the
 
     from engine.model import Step
 
-DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
 LANG = "{lang}"
 # A text answer is capped at input time (2000 characters unless the flow says otherwise,
 # 4000 for the ACS reasons); this second cap at render time keeps any value, however it

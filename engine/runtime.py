@@ -23,6 +23,7 @@ from transitions import Machine
 from transitions.core import Event
 
 from engine.conversation import (
+    DOCX_MIME,
     Action,
     Address,
     Button,
@@ -40,7 +41,6 @@ from engine.conversation import (
     Status,
 )
 from engine.documents import (
-    DOCX_MIME,
     DocumentError,
     DocumentRenderer,
     DocxRenderer,
@@ -608,17 +608,25 @@ class _Turn:
         if document is None:
             return
         s = self.session
-        try:
-            data = self.engine.documents.render(
-                document.template, s.answers, s.language, self.engine.clock().date()
-            )
-        except DocumentError as err:
-            # Never log the message text or the answers: only where, and what kind.
-            log.error("document of %s.%s not made (%s)", step.flow, step.name, err.kind)
-            self.say(self.text("error"))
-            return
+        renderer = self.engine.documents
+        template, language = document.template, s.language
+        # A snapshot: the session goes on changing after this turn, the document must not.
+        answers = dict(s.answers)
+        today = self.engine.clock().date()
+        where = f"{step.flow}.{step.name}"
+
+        def make() -> bytes:
+            try:
+                return renderer.render(template, answers, language, today)
+            except DocumentError as err:
+                # Never log the message text or the answers: only where, and what kind.
+                log.error("document of %s not made (%s)", where, err.kind)
+                raise
+
         name = safe_file_name(self.render(document.name))
-        self.actions.append(SendDocument(self.address, name, data, DOCX_MIME))
+        self.actions.append(
+            SendDocument(self.address, name, make, DOCX_MIME, fallback_text=self.text("error"))
+        )
 
     def present_current(self) -> None:
         s = self.session

@@ -91,10 +91,21 @@ def test_sqlite_refuses_a_newer_schema_and_a_non_database(tmp_path: Path) -> Non
         SQLiteStore(junk)
 
 
-def test_memory_store_hands_out_copies(store: SessionStore) -> None:
-    store.save(sample())
-    loaded = store.load("telegram:1")
+def test_a_loaded_session_is_not_changed_by_the_engine(store: SessionStore) -> None:
+    # The stores may hand out what they keep; the engine works on its own copy.
+    from engine.conversation import Address, Inbound
+    from engine.loader import load_folder
+    from engine.runtime import Engine
+
+    flows, _ = load_folder(Path(__file__).parent / "data" / "semantics")
+    assert flows is not None
+    engine = Engine(flows)
+    address = Address("test", "1")
+    first = engine.handle(None, Inbound.typed(address, "/start"))
+    assert first.session is not None
+    store.save(first.session)
+    loaded = store.load(first.session.key)
     assert loaded is not None
-    loaded.answers["full_name"] = "changed"
-    again = store.load("telegram:1")
-    assert again is not None and again.answers["full_name"] == "Иванов Иван"
+    before = loaded.to_record()
+    engine.handle(loaded, Inbound.typed(address, "/lawyer"))
+    assert loaded.to_record() == before

@@ -23,6 +23,7 @@ from engine.conversation import (
     SendText,
     StartHandover,
 )
+from engine.documents import DocumentError
 from engine.loader import load_folder
 from engine.runtime import Engine
 from engine.stores import MemoryStore
@@ -86,9 +87,14 @@ class ConsoleChat:
             # buttons (type your phone) must take "3" as an answer, not as an old button.
             self.buttons = action.buttons
         elif isinstance(action, SendDocument):
+            try:
+                data = action.data
+            except DocumentError:
+                write(f"bot> {action.fallback_text}\n")
+                return
             self.documents_dir.mkdir(exist_ok=True)
             path = self.documents_dir / action.file_name
-            path.write_bytes(action.data)
+            path.write_bytes(data)
             write(f"bot> [document] {action.file_name} saved to {path}\n")
         elif isinstance(action, StartHandover):
             write(

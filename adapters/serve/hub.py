@@ -25,6 +25,7 @@ from engine.conversation import (
     SendText,
     StartHandover,
 )
+from engine.documents import DocumentError
 from engine.runtime import Engine
 from engine.stores.base import SessionStore
 
@@ -71,6 +72,13 @@ class Hub:
         return outcome.actions
 
     async def perform(self, action: Action) -> None:
+        if isinstance(action, SendDocument) and not action.ready:
+            # Filling a Word template takes tens of milliseconds of CPU: a worker thread
+            # does it, so other conversations are not held up meanwhile.
+            try:
+                await asyncio.to_thread(lambda: action.data)
+            except DocumentError:
+                action = SendText(action.to, action.fallback_text)
         if isinstance(action, SendText | SendDocument):
             channel = self.channels.get(action.to.channel)
         elif isinstance(action, StartHandover | RelayToOperator | CancelHandover | ForgetUser):

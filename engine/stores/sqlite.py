@@ -1,8 +1,10 @@
 """Sessions in SQLite: the default store of a running bot.
 
-WAL journal, one transaction per saved step (a crash leaves the old or the new session,
-never half of one), and the schema version recorded in `PRAGMA user_version` so a newer
-release can migrate an older file instead of misreading it.
+WAL journal and one transaction per saved step: a crash leaves the old or the new session,
+never half of one. The schema version is recorded in `PRAGMA user_version`, so a newer
+release can migrate an older file instead of misreading it. There is no index on `updated`:
+it would be rewritten on every step, while the retention purge that needs it runs rarely
+and may scan.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated  REAL NOT NULL,
     record   BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated);
 """
 
 
