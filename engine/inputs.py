@@ -26,6 +26,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 _PHONE_CHARS = re.compile(r"[\s\-().]")
 _PHONE = re.compile(r"^\+?\d{7,15}$")
 _CONTROL = {c for c in range(32) if chr(c) not in "\n\t"}
+_CONTROL_TABLE = dict.fromkeys(_CONTROL)
 
 
 class Refused:
@@ -44,8 +45,11 @@ def clean(text: str) -> str:
     """Strip control characters and surrounding space; normalise Unicode to NFC."""
     if len(text) > MAX_ANSWER_CHARS * 2:
         text = text[: MAX_ANSWER_CHARS * 2]
-    text = text.translate(dict.fromkeys(_CONTROL))
-    return unicodedata.normalize("NFC", text).strip()
+    if not text.isprintable():  # fast C check; most answers have nothing to strip
+        text = text.translate(_CONTROL_TABLE)
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text.strip()
 
 
 def normalise_label(text: str) -> str:

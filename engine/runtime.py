@@ -240,7 +240,9 @@ class _Turn:
         return self.render(self.engine.bot.texts[key])
 
     def render(self, text: Text) -> str:
-        raw = text.get(self.session.language, self.engine.bot.default_language)
+        raw = text.by_language.get(self.session.language)
+        if raw is None:
+            raw = text.get(self.session.language, self.engine.bot.default_language)
         if "{" not in raw and "}" not in raw:
             return raw
         answers = self.session.answers
