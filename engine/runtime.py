@@ -471,6 +471,13 @@ class _Turn:
     # ------------------------------------------------------------------ free text
 
     def on_question(self, text: str) -> None:
+        s = self.session
+        if s.status is Status.MENU and text.isdigit():
+            # "2" at the menu presses its second button, on every channel alike.
+            offered = s.offers or self.engine.bot.menu.flows
+            if 1 <= int(text) <= len(offered):
+                self.on_press(f"{s.turn}.{int(text) - 1}")
+                return
         route = self.engine.router.route(text, self.session.language)
         flows = self.engine.flows.flows
         if route.flow is not None and route.flow in flows:

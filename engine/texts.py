@@ -28,12 +28,14 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "ru": (
             "Команды:\n/start — меню\n/back — на шаг назад\n/restart — начать тему заново\n"
             "/language — язык\n/lawyer — связаться с юристом\n"
-            "/forget — удалить всё, что бот о вас хранит\n/help — эта справка"
+            "/forget — удалить всё, что бот о вас хранит\n/cancel — выйти из очереди к юристу\n"
+            "/help — эта справка"
         ),
         "en": (
             "Commands:\n/start - menu\n/back - previous step\n/restart - start the topic again\n"
             "/language - language\n/lawyer - talk to a lawyer\n"
-            "/forget - delete everything the bot keeps about you\n/help - this help"
+            "/forget - delete everything the bot keeps about you\n"
+            "/cancel - leave the queue for a lawyer\n/help - this help"
         ),
     },
     "back_unavailable": {

@@ -319,3 +319,12 @@ def test_each_flow_is_one_transitions_machine_built_once(engine: Engine) -> None
     # A move is a trigger on that machine: firing one lands where the flow says.
     assert engine.move("intake", "kind", 2).flow == "lawyer"
     assert engine.move("intake", "name", 0).step == "born"
+
+
+def test_a_number_typed_at_the_menu_presses_that_button(engine: Engine) -> None:
+    chat = Chat(engine)
+    chat.type("/start")
+    assert chat.type("1") == ["Which kind?"]
+    chat.type("/start")
+    replies = chat.type("7")  # no such button: read as a question, not understood
+    assert replies[-1] == "Menu"
