@@ -629,6 +629,25 @@ def bench_load(settings: Settings) -> list[Result]:
     return results
 
 
+def bench_routing(settings: Settings) -> list[Result]:
+    from bench import routing
+
+    rounds = 10 if settings is QUICK else 50
+    figures = routing.measure(flows=50, steps=10, rounds=rounds)
+    log(f"  routing: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
+    return [
+        Result(
+            "routing_p99_ms",
+            f"route one typed question, {figures['flows']} flows loaded (p99)",
+            figures["p99_ms"],
+            "ms",
+            routing.TARGET_P99_MS,
+            "<",
+            details=figures,
+        )
+    ]
+
+
 def _cold_load(folder: str) -> float | None:
     """Wall time of a fresh interpreter importing the engine and loading `folder`, as
     `hotline check` would (informational)."""
@@ -695,14 +714,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("steps", "memory", "load"),
+        choices=("steps", "memory", "load", "routing"),
         help="run only these parts (repeatable)",
     )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
-    parts = args.only or ["steps", "memory", "load"]
+    parts = args.only or ["steps", "memory", "load", "routing"]
     flows_dir = Path(args.flows)
     env = environment(args.quick)
     started = time.perf_counter()
@@ -713,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         ("steps", "steps per second", lambda: bench_steps(settings, flows_dir)),
         ("memory", "memory per session", lambda: bench_memory(settings, flows_dir)),
         ("load", "load and check", lambda: bench_load(settings)),
+        ("routing", "routing a typed question", lambda: bench_routing(settings)),
     ):
         if part in parts:
             log(f"{title}...")

@@ -63,3 +63,11 @@ def test_driver_takes_one_user_through_acs_application_to_the_end(tmp_path: Path
         assert counts == {"bench:u0": plan.action_counts}
         verify(store, [plan], users=1)
         store.close()
+
+
+def test_routing_latency_measure_runs_on_a_generated_folder() -> None:
+    from bench import routing
+
+    figures = routing.measure(flows=5, steps=6, rounds=1)
+    assert figures["flows"] == 5 and figures["messages"] > 10
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
