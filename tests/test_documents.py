@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
+import os
 import shutil
+import struct
+import threading
 import zipfile
+import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from docx import Document
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.packuri import PackURI
+from docx.opc.part import Part
 from lxml import etree
 
+from engine import documents
 from engine.conversation import DOCX_MIME, Address, Inbound, SendDocument, SendText
 from engine.documents import (
+    HELPERS,
     MAX_VALUE_CHARS,
     DocumentError,
     DocumentRenderer,
     DocxRenderer,
+    _fill,
+    _prepare,
+    _render_docx_slow,
     acs_callup_year,
     acs_deadline,
     check_template,
@@ -451,3 +465,276 @@ def test_check_reports_a_template_variable_some_path_does_not_save(folder: Path)
         "letter.yaml:24:17: error: step 'ready': 'callup' may not be saved yet: a path reaches "
         "this step without saving it (for example when coming from step 'season')"
     )
+
+
+# --------------------------------------------------------------------------- speed
+# DocxRenderer prepares each template once and fills it without python-docx or docxtpl's
+# save (engine/documents.py, `_prepare` and `_fill`). These tests hold it to docxtpl's own
+# path, `_render_docx_slow`: the same text and the same XML in every part it renders.
+
+
+def tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    pixels = chunk(b"IDAT", zlib.compress(b"\0\0"))
+    return b"\x89PNG\r\n\x1a\n" + header + pixels + chunk(b"IEND", b"")
+
+
+FOOTNOTES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
+    '<w:footnotes xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+    '<w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote>'
+    '<w:footnote w:id="1"><w:p><w:r><w:t>Сноска: {{ full_name }}</w:t></w:r></w:p></w:footnote>'
+    "</w:footnotes>"
+)
+
+
+def make_rich_docx(path: Path, sections: int = 1) -> Path:
+    """A template using what docxtpl offers: headers and footers, {%p %} paragraphs, {%tr %}
+    rows, {%tc %} cells (which make docxtpl fix the table grid), {{r }}, comments, pictures
+    (renumbered docPr ids), footnotes, tabs and new lines in answers."""
+    document = Document()
+    document.add_paragraph("Заявитель: {{ full_name }}, {{ birth_date|date }}; {{ lang }}.")
+    document.add_paragraph("{%p if flag %}")
+    document.add_paragraph("Только если: {{ flag }} {{ note }}")
+    document.add_paragraph("{%p endif %}")
+    document.add_paragraph("Комментарий{# не печатается #}: {% if note %}{{ note }}{% endif %}.")
+    document.add_paragraph("Run: {{r full_name }} end")
+    rows = document.add_table(rows=3, cols=2)
+    rows.cell(0, 0).text = "{%tr for item in items %}"
+    rows.cell(1, 0).text = "{{ loop.index }}"
+    rows.cell(1, 1).text = "{{ item }}"
+    rows.cell(2, 0).text = "{%tr endfor %}"
+    cells = document.add_table(rows=1, cols=3)
+    for column, text in enumerate(["{%tc for x in items %}", "{{ x }}", "{%tc endfor %}"]):
+        cells.cell(0, column).text = text
+    document.add_picture(io.BytesIO(tiny_png()))
+    document.add_picture(io.BytesIO(tiny_png()))
+    document.add_paragraph("{{ today|longdate }}\t{{ note }}")
+    section = document.sections[0]
+    section.header.paragraphs[0].text = "Шапка: {{ full_name }}"
+    section.footer.paragraphs[0].text = "{{ today|longdate }} / {{ lang }}"
+    section.different_first_page_header_footer = True
+    section.first_page_header.paragraphs[0].text = "Первая страница: {{ note }}"
+    for _ in range(sections - 1):
+        document.add_section()
+        document.add_paragraph("Раздел: {{ full_name }}")
+    footnotes = Part(
+        PackURI("/word/footnotes.xml"),
+        FOOTNOTES_TYPE,
+        FOOTNOTES.encode("utf-8"),
+        document.part.package,
+    )
+    document.part.relate_to(footnotes, RT.FOOTNOTES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document.save(str(path))
+    return path
+
+
+FOOTNOTES_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
+ODD = "one\x00\x07\x0b\x0c\x1b two\r\nthree\t\tfour\n\n\n\n\nfive\ud800 six\ufffe\x7f"
+ANSWER_SETS: dict[str, object] = {
+    "cyrillic": "Иванов Иван Иванович, г. Самара, ул. Ленина, д. 1",
+    "markup": "<script>&amp; {{ 7*7 }} {% if x %} {_{ y }_} {# </w:t></w:r><w:p> \"' &",
+    "huge": "я" * 100_000,
+    "control": ODD,
+    "empty": "",
+    "none": None,
+}
+
+
+def templates_to_compare(tmp_path: Path) -> list[Path]:
+    """Every bundled template, the fixture's letters and the rich template."""
+    letters = tmp_path / "letters"
+    for lang, paragraphs in LETTER.items():
+        make_docx(letters / f"letter_{lang}.docx", paragraphs)
+    make_docx(letters / "table.docx", ["{{ a }}"], table=[["{{ full_name }}", "{{ a }}"]])
+    return [
+        *sorted((FLOWS / "templates").glob("*.docx")),
+        *sorted(letters.glob("*.docx")),
+        make_rich_docx(tmp_path / "rich.docx"),
+    ]
+
+
+def answers_for(path: Path, value: object) -> dict[str, object]:
+    answers: dict[str, object] = dict.fromkeys(template_variables(path) - HELPERS, value)
+    if "items" in answers:
+        answers["items"] = [value, "второй\tстолбец", "третий\nс переносом", 4.0]
+    return answers
+
+
+def realistic_answers(path: Path) -> dict[str, object]:
+    answers = answers_for(path, "Иванов Иван\nИванович")
+    for name in answers:
+        if "birth" in name or "since" in name:
+            answers[name] = dt.date(2004, 2, 1)
+    answers.update(callup="spring", relation="son", flag=True, note=3.0)
+    return {name: value for name, value in answers.items() if name != "unit"}  # one missing
+
+
+def rendered_parts(blob: bytes) -> set[str]:
+    return {part.member for part in _prepare(blob, "ru").parts}
+
+
+def assert_same_document(template: bytes, fast: bytes, slow: bytes, rendered: set[str]) -> None:
+    """Same text; each rendered part byte for byte what docxtpl and python-docx write; every
+    other member the template's own bytes (python-docx would re-serialise some)."""
+    assert document_text(fast) == document_text(slow)
+    Document(io.BytesIO(fast))  # python-docx opens it
+    with (
+        zipfile.ZipFile(io.BytesIO(fast)) as got,
+        zipfile.ZipFile(io.BytesIO(slow)) as want,
+        zipfile.ZipFile(io.BytesIO(template)) as original,
+    ):
+        assert got.testzip() is None
+        assert sorted(got.namelist()) == sorted(want.namelist())
+        assert "word/document.xml" in rendered
+        for name in got.namelist():
+            if name in rendered:
+                assert got.read(name) == want.read(name), name
+                canonical = etree.tostring(etree.fromstring(got.read(name)), method="c14n")
+                assert canonical == etree.tostring(etree.fromstring(want.read(name)), method="c14n")
+            else:
+                assert got.read(name) == original.read(name), name
+
+
+def test_the_fast_path_makes_what_docxtpl_makes(tmp_path: Path) -> None:
+    for path in templates_to_compare(tmp_path):
+        blob = path.read_bytes()
+        language = "en" if path.stem.endswith("_en") else "ru"
+        prepared = _prepare(blob, language)
+        rendered = {part.member for part in prepared.parts}
+        cases = [realistic_answers(path)]
+        cases += [answers_for(path, value) for value in ANSWER_SETS.values()]
+        cases.append({})  # nothing answered: every value a line to fill in
+        assert _fill(prepared, {}, language, TODAY) == render_docx(blob, {}, language, TODAY)
+        for answers in cases:
+            fast = _fill(prepared, answers, language, TODAY)
+            slow = _render_docx_slow(blob, answers, language, TODAY, path.name)
+            assert_same_document(blob, fast, slow, rendered)
+
+
+def test_the_rich_template_is_filled_as_docxtpl_fills_it(tmp_path: Path) -> None:
+    path = make_rich_docx(tmp_path / "rich.docx")
+    assert rendered_parts(path.read_bytes()) == {
+        "word/document.xml",
+        "word/header1.xml",
+        "word/header2.xml",
+        "word/footer1.xml",
+        "word/footnotes.xml",
+    }
+    data = DocxRenderer(tmp_path).render("rich.docx", realistic_answers(path), "en", TODAY)
+    text = document_text(data)
+    assert "Заявитель: Иванов Иван\nИванович, 1 February 2004; en." in text
+    assert "Только если: yes 3" in text and "{#" not in text
+    assert "2\tвторой\tстолбец" in text  # a {%tr %} row per item; a tab in an answer
+    assert "Иванов Иван\nИванович\tвторой\tстолбец\tтретий\nс переносом\t4" in text  # {%tc %}
+    assert "25 November 2026\t3" in text
+    assert "Шапка: Иванов Иван\nИванович" in text and "25 November 2026 / en" in text
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        body = archive.read("word/document.xml")
+        footnotes = archive.read("word/footnotes.xml").decode("utf-8")
+    assert b'<w:gridCol w:w="' in body and body.count(b"<w:gridCol ") == 2 + 4  # fix_tables
+    assert b'id="1001"' in body and b'id="1002"' in body  # fix_docpr_ids
+    assert "Сноска: Иванов Иван</w:t><w:br/>" in footnotes
+
+
+def test_an_answer_in_a_footnote_is_never_compiled(tmp_path: Path) -> None:
+    # docxtpl renders footnotes once per section, the second time from the first output,
+    # which would compile an answer; the fast path renders them once.
+    path = make_rich_docx(tmp_path / "two.docx", sections=2)
+    data = render_docx(path.read_bytes(), {"full_name": "{{ 7*7 }}"}, "ru", TODAY)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        footnotes = archive.read("word/footnotes.xml").decode("utf-8")
+    assert "Сноска: {{ 7*7 }}" in footnotes and "49" not in footnotes
+    assert "Раздел: {{ 7*7 }}" in document_text(data)
+
+
+def test_core_properties_with_jinja_take_docxtpls_path(tmp_path: Path) -> None:
+    path = make_docx(tmp_path / "titled.docx", ["{{ full_name }}"])
+    document = Document(str(path))
+    document.core_properties.title = "Заявление {{ full_name }}"
+    document.save(str(path))
+    data = render_docx(path.read_bytes(), {"full_name": "Петров & Ко"}, "ru", TODAY)
+    assert Document(io.BytesIO(data)).core_properties.title.startswith("Заявление Петров")
+    assert document_text(data) == "Петров & Ко"
+
+
+@pytest.fixture()
+def prepared(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The language of every template `_prepare`d from now on."""
+    languages: list[str] = []
+    real = documents._prepare
+
+    def counting(blob: bytes, language: str):  # type: ignore[no-untyped-def]
+        languages.append(language)
+        return real(blob, language)
+
+    monkeypatch.setattr(documents, "_prepare", counting)
+    return languages
+
+
+def test_the_renderer_prepares_each_template_once_and_again_when_it_changes(
+    folder: Path, prepared: list[str]
+) -> None:
+    renderer = DocxRenderer(folder)
+    answers = {"full_name": "A", "birth_date": TODAY, "callup": "spring"}
+    for _ in range(3):
+        renderer.render("templates/letter_{lang}.docx", answers, "ru", TODAY)
+    renderer.render("templates/letter_{lang}.docx", answers, "en", TODAY)
+    assert prepared == ["ru", "en"]
+    path = folder / "templates" / "letter_ru.docx"
+    stamp = path.stat().st_mtime_ns
+    make_docx(path, ["Новый текст {{ full_name }}"])
+    os.utime(path, ns=(stamp + 10**9, stamp + 10**9))
+    data = renderer.render("templates/letter_{lang}.docx", answers, "ru", TODAY)
+    assert document_text(data) == "Новый текст A"
+    assert prepared == ["ru", "en", "ru"]
+
+
+def test_a_broken_template_is_not_prepared_again_until_it_changes(
+    tmp_path: Path, prepared: list[str]
+) -> None:
+    make_docx(tmp_path / "bad.docx", ["{{ a b }}"])
+    (tmp_path / "old.docx").write_bytes(b"\xd0\xcf\x11\xe0 an old Word 97 file")
+    renderer = DocxRenderer(tmp_path)
+    for _ in range(2):
+        with pytest.raises(DocumentError) as caught:
+            renderer.render("bad.docx", {}, "ru", TODAY)
+        assert caught.value.kind == "template"
+        assert str(caught.value) == "bad.docx: TemplateSyntaxError"
+        with pytest.raises(DocumentError) as caught:
+            renderer.render("old.docx", {}, "ru", TODAY)
+        assert caught.value.kind == "render"
+        assert str(caught.value) == "old.docx: BadZipFile"
+    assert prepared == ["ru", "ru"]
+
+
+def test_threads_share_the_prepared_templates(prepared: list[str]) -> None:
+    jobs = [
+        (template, language, {"full_name": f"Имя {n}", "reasons": f"<&>\n{n}", "unit": n})
+        for n in range(6)
+        for template in ("acs_application_{lang}.docx", "prosecutor_complaint_{lang}.docx")
+        for language in ("ru", "en")
+    ]
+    expected = [
+        render_docx((FLOWS / "templates" / t.replace("{lang}", lang)).read_bytes(), a, lang, TODAY)
+        for t, lang, a in jobs
+    ]
+    prepared.clear()
+    renderer = DocxRenderer(FLOWS / "templates")
+    start = threading.Barrier(8)
+
+    def work(job: tuple[str, str, dict[str, object]]) -> bytes:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            start.wait(timeout=5)
+        template, language, answers = job
+        return renderer.render(template, answers, language, TODAY)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(work, jobs))
+    assert got == expected  # the output does not depend on the time or on other threads
+    assert sorted(prepared) == ["en", "en", "ru", "ru"]  # once per file
