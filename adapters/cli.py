@@ -9,7 +9,17 @@ import sys
 from collections.abc import Sequence
 
 # Sub-command modules, in the order `hotline --help` lists them.
-COMMANDS = ("chat", "check", "replay", "route", "serve", "graph", "transcripts")
+COMMANDS = (
+    "chat",
+    "check",
+    "replay",
+    "route",
+    "serve",
+    "purge",
+    "keygen",
+    "graph",
+    "transcripts",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

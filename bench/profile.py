@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from bench.driver import SkipDocuments, build_work, make_engine, replay
 from bench.genflows import generate
 from bench.run import FLOWS, plan_mix
 from engine.loader import load_folder
+from engine.privacy import Sealer
 from engine.stores import MemoryStore, SQLiteStore
 
 
@@ -45,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             work = build_work(plans, args.users)
             replay(engine, MemoryStore(), work)  # warm-up
             db = Path(tmp) / "profile.db"
-            store = MemoryStore() if args.part == "steps" else SQLiteStore(db)
+            store = (
+                MemoryStore()
+                if args.part == "steps"
+                else SQLiteStore(db, sealer=Sealer([os.urandom(32)]))
+            )
             profiler.runcall(replay, engine, store, work)
             store.close()
             print(f"{len(work):,} steps")

@@ -52,11 +52,14 @@ from engine.conversation import Inbound
 from engine.documents import DocxRenderer
 from engine.loader import load_folder
 from engine.model import FlowSet
+from engine.privacy import Sealer
 from engine.runtime import Engine
 from engine.stores import MemoryStore, SQLiteStore
 from engine.stores.base import SessionStore
 
 ROOT = Path(__file__).resolve().parents[1]
+# Records are sealed as in production (AES-GCM); a throwaway key per run.
+BENCH_SEALER = Sealer([os.urandom(32)])
 FLOWS = ROOT / "flows"
 
 TARGET_STEPS_MEMORY = 20_000
@@ -457,7 +460,9 @@ def bench_steps(settings: Settings, flows_dir: Path) -> list[Result]:
         for name, sync, which, reps, target, note in runs:
 
             def new_store(rep: int, sync: str = sync, name: str = name) -> SQLiteStore:
-                return SQLiteStore(Path(tmp) / f"{name}{rep}.db", synchronous=sync)
+                return SQLiteStore(
+                    Path(tmp) / f"{name}{rep}.db", sealer=BENCH_SEALER, synchronous=sync
+                )
 
             rate, details = measure(which, plans, new_store, settings, reps)
             details.update(

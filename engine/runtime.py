@@ -49,6 +49,7 @@ from engine.documents import (
 from engine.expressions import EvaluationError
 from engine.inputs import Refused, clean, match_option, read_answer
 from engine.model import Flow, FlowSet, InputType, Step, StepKind, Target, Text
+from engine.privacy import SessionKeys, session_key
 from engine.routing import Router, TextRouter
 from engine.texts import LANGUAGE_NAMES
 
@@ -130,8 +131,11 @@ class Engine:
         clock: Callable[[], dt.datetime] | None = None,
         trace: bool = False,
         documents: DocumentRenderer | None = None,
+        keys: SessionKeys | None = None,
     ) -> None:
         self.flows = flows
+        # Pseudonymous session keys for stores on disk; None: plain "channel:chat".
+        self.keys = keys
         self.trace = trace
         # Fills `document` steps' templates; by default the .docx files of the flows folder.
         self.documents = documents if documents is not None else DocxRenderer(flows.folder)
@@ -143,6 +147,10 @@ class Engine:
 
     # ------------------------------------------------------------------ public
 
+    def key(self, address: Address) -> str:
+        """The key `address`'s session is stored under (the hub and chats load by it)."""
+        return session_key(address, self.keys)
+
     def new_session(self, key: str, language_hint: str | None = None, text: str = "") -> Session:
         return Session(key=key, language=self._pick_language(language_hint, text))
 
@@ -152,11 +160,13 @@ class Engine:
             if event.kind is InboundKind.UNSUPPORTED:
                 # A photo from a stranger: answer, and keep nothing at all about them.
                 turn = _Turn(
-                    self, self.new_session(_key(event.address), event.language_hint), event.address
+                    self,
+                    self.new_session(self.key(event.address), event.language_hint),
+                    event.address,
                 )
                 turn.say(turn.text("unsupported_message"))
                 return Outcome(None, turn.actions)
-            session = self.new_session(_key(event.address), event.language_hint, event.text)
+            session = self.new_session(self.key(event.address), event.language_hint, event.text)
         else:
             session = session.copy()
         session.updated = time.time()
@@ -199,10 +209,6 @@ class Engine:
         if text and "ru" in languages and any("\u0400" <= ch <= "\u04ff" for ch in text):
             return "ru"
         return self.bot.default_language
-
-
-def _key(address: Address) -> str:
-    return f"{address.channel}:{address.chat}"
 
 
 class _Forget(Exception):

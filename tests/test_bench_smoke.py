@@ -23,6 +23,7 @@ from bench.driver import (  # noqa: E402
 from bench.genflows import generate  # noqa: E402
 from engine.loader import load_folder  # noqa: E402
 from engine.model import StepKind  # noqa: E402
+from engine.privacy import Sealer  # noqa: E402
 from engine.stores import MemoryStore, SQLiteStore  # noqa: E402
 
 ENDED = ("idle", None, None)
@@ -58,7 +59,7 @@ def test_driver_takes_one_user_through_acs_application_to_the_end(tmp_path: Path
     assert ends & set(plan.last_texts)
     # Replayed for a simulated user, through each store, it goes exactly the same way.
     work = build_work([plan], users=1)
-    for store in (MemoryStore(), SQLiteStore(tmp_path / "sessions.db")):
+    for store in (MemoryStore(), SQLiteStore(tmp_path / "sessions.db", sealer=Sealer([bytes(32)]))):
         counts = replay_checked(engine, store, work)
         assert counts == {"bench:u0": plan.action_counts}
         verify(store, [plan], users=1)

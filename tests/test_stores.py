@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from engine.conversation import Frame, Session, Status
+from engine.privacy import Sealer
 from engine.stores import MemoryStore, SessionStore, SQLiteStore
 from engine.stores.sqlite import SCHEMA_VERSION, StoreError
+
+SEALER = Sealer([bytes(range(32))])
 
 
 def sample(key: str = "telegram:1", updated: float = 1000.0) -> Session:
@@ -33,7 +36,9 @@ def sample(key: str = "telegram:1", updated: float = 1000.0) -> Session:
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
     made: SessionStore = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "sessions.sqlite3")
+        MemoryStore()
+        if request.param == "memory"
+        else SQLiteStore(tmp_path / "sessions.sqlite3", sealer=SEALER)
     )
     yield made
     made.close()
@@ -67,10 +72,10 @@ def test_purge_idle_deletes_only_old_sessions(store: SessionStore) -> None:
 
 def test_sqlite_survives_reopening_and_records_its_schema(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    first = SQLiteStore(path)
+    first = SQLiteStore(path, sealer=SEALER)
     first.save(sample())
     first.close()
-    again = SQLiteStore(path)
+    again = SQLiteStore(path, sealer=SEALER)
     assert again.load("telegram:1") == sample()
     again.close()
     db = sqlite3.connect(path)
@@ -84,11 +89,11 @@ def test_sqlite_refuses_a_newer_schema_and_a_non_database(tmp_path: Path) -> Non
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
     with pytest.raises(StoreError, match="newer than this release"):
-        SQLiteStore(path)
+        SQLiteStore(path, sealer=SEALER)
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open"):
-        SQLiteStore(junk)
+        SQLiteStore(junk, sealer=SEALER)
 
 
 def test_a_loaded_session_is_not_changed_by_the_engine(store: SessionStore) -> None:

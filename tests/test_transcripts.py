@@ -416,6 +416,9 @@ class _FakeEngine:
     def handle(self, session: object, event: object) -> Outcome:
         return Outcome(None, list(self.actions))
 
+    def key(self, address: object) -> str:
+        return "fake"
+
 
 def _handover(queue: str) -> StartHandover:
     return StartHandover(ADDRESS, queue, HandoverContext("en", (), ()))

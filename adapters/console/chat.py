@@ -58,7 +58,7 @@ class ConsoleChat:
             self.recorder.typed(stripped, self.pressed_label(line))
         if stripped.isdigit() and self.buttons and 1 <= int(stripped) <= len(self.buttons):
             event = Inbound.press(ADDRESS, self.buttons[int(stripped) - 1].payload, self.language)
-        key = f"{ADDRESS.channel}:{ADDRESS.chat}"
+        key = self.engine.key(ADDRESS)
         outcome = self.engine.handle(self.store.load(key), event)
         if outcome.session is None:
             self.store.delete(key)

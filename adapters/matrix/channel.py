@@ -38,7 +38,7 @@ import io
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,7 +66,7 @@ from nio.crypto import ENCRYPTION_ENABLED
 from adapters.matrix import convert
 from adapters.matrix.config import MatrixConfig, Secrets
 from adapters.matrix.state import ChannelState, LatestButtons, Login
-from adapters.serve.channel import Channel, Deliver
+from adapters.serve.channel import Channel, Deliver, OperatorHandler, OperatorMessage
 from adapters.serve.config import ConfigError
 from engine.conversation import (
     Action,
@@ -179,6 +179,8 @@ class MatrixChannel(Channel):
         self._upload_limit: tuple[float, int | None] | None = None
         self._pending: list[_Pending] = []
         self.observer: Observer | None = None
+        self._operator_rooms: frozenset[str] = frozenset()
+        self._operator_handler: OperatorHandler | None = None
 
     # ------------------------------------------------------------------ start / stop
 
@@ -252,6 +254,7 @@ class MatrixChannel(Channel):
             "on" if self.encryption else "off",
             self.state.room_count(),
         )
+        await self._join_operator_rooms()
         self._task = asyncio.create_task(self._sync_loop(), name="matrix-sync")
 
     async def stop(self) -> None:
@@ -444,6 +447,8 @@ class MatrixChannel(Channel):
                 inviter = event.sender
                 direct = bool(event.content.get("is_direct"))
         server = inviter.split(":", 1)[1].lower() if inviter and ":" in inviter else None
+        # An operators' room (hand-over to lawyers) is a group room: accepted as well.
+        direct = direct or room_id in self._operator_rooms
         if inviter is None or server not in self.config.allowed or not direct:
             self.stats["invites_declined"] += 1
             log.info(
@@ -466,6 +471,12 @@ class MatrixChannel(Channel):
     async def _on_room(
         self, room_id: str, events: list[Any], initial: bool, limited: bool = False
     ) -> None:
+        if room_id in self._operator_rooms:
+            if not initial:
+                start, _ = self._after_join(events)
+                for event in events[start:]:
+                    await self._on_operator_event(room_id, event)
+            return
         if initial:
             # A fresh store: everything already in the rooms is the past.
             self.stats["skipped_initial"] += len(events)
@@ -646,6 +657,49 @@ class MatrixChannel(Channel):
             await self._client().room_forget(room_id)
         self._state().forget_room(room_id)
         self._client().rooms.pop(room_id, None)
+
+    # ------------------------------------------------------------------ operators' rooms
+
+    def watch_rooms(self, rooms: Collection[str], handler: OperatorHandler) -> None:
+        """The operators' rooms (room ids): joined at start, invitations to them accepted
+        (from allowed servers), what operators write there handed to `handler`; the bot
+        never greets, answers as the engine, or leaves there."""
+        self._operator_rooms = frozenset(rooms)
+        self._operator_handler = handler
+
+    async def _join_operator_rooms(self) -> None:
+        client = self._client()
+        for room_id in sorted(self._operator_rooms):
+            reply = await self._retrying(lambda room_id=room_id: client.join(room_id))
+            if isinstance(reply, JoinResponse):
+                self.stats["operator_rooms_joined"] += 1
+            else:  # not invited yet: the invitation is accepted when it comes
+                log.warning("matrix: could not join an operators' room (%s)", _code(reply))
+
+    async def _on_operator_event(self, room_id: str, event: Any) -> None:
+        event_id = getattr(event, "event_id", None) or _source_id(event)
+        state = self._state()
+        if not event_id or state.seen(event_id):
+            return
+        sender = getattr(event, "sender", None) or _source_field(event, "sender")
+        if sender == self.user_id or not isinstance(sender, str):
+            return
+        source = getattr(event, "source", None)
+        message = convert.operator_message(source) if isinstance(source, dict) else None
+        if message is not None and self._operator_handler is not None:
+            text, thread_id = message
+            self.stats["operator_messages"] += 1
+            await self._operator_handler(
+                OperatorMessage(Address(CHANNEL, room_id), thread_id, sender, text)
+            )
+        self._handled(event_id)
+
+    async def post_to_room(self, room: str, text: str, thread_id: str | None = None) -> str:
+        content = convert.room_post_content(text, thread_id, self._msgtype)
+        return await self._send(room, content, None)
+
+    async def edit_in_room(self, room: str, message_id: str, text: str) -> None:
+        await self._send(room, convert.edit_content(text, message_id, self._msgtype), None)
 
     # ------------------------------------------------------------------ actions
 

@@ -20,6 +20,11 @@ Outbound, `text_content` renders a `SendText`: the text, then the choices as a n
 list, in a plain `body` and an HTML `formatted_body` (every text escaped), with the labels
 also under `org.hotline.buttons` so that tools (the replay driver) need not parse the list
 back. `file_content` renders an uploaded document as an `m.file`.
+
+Operators' rooms (hand-over to lawyers): `operator_message(event)` is what an operator
+wrote and the thread it belongs to (a thread reply's root, or the event replied to);
+`room_post_content` posts in a room, as a thread reply when given a thread root;
+`edit_content` replaces the text of one of the bot's messages (`m.replace`).
 """
 
 from __future__ import annotations
@@ -248,3 +253,59 @@ def file_content(
     else:
         content["url"] = url
     return content
+
+
+# --------------------------------------------------------------------------- operators' rooms
+
+
+def operator_message(event: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """(text, thread root or replied-to event id) of an operator's text message; None for
+    anything else (edits, notices, files, state...). `!take` stays `!take`: the desk reads
+    both `/` and `!`."""
+    if event.get("type") != "m.room.message" or "state_key" in event:
+        return None
+    content = event.get("content")
+    if not isinstance(content, Mapping) or content.get("msgtype") not in ("m.text", "m.emote"):
+        return None
+    body = content.get("body")
+    relates = content.get("m.relates_to")
+    if not isinstance(body, str):
+        return None
+    thread: str | None = None
+    if isinstance(relates, Mapping):
+        if relates.get("rel_type") == "m.replace":
+            return None
+        reply = relates.get("m.in_reply_to")
+        if relates.get("rel_type") == "m.thread" and isinstance(relates.get("event_id"), str):
+            thread = relates["event_id"]
+        elif isinstance(reply, Mapping) and isinstance(reply.get("event_id"), str):
+            thread = reply["event_id"]
+            body = strip_reply_fallback(body)
+    text = body.strip()
+    return (text, thread) if text else None
+
+
+def room_post_content(
+    text: str, thread_id: str | None, msgtype: str = "m.notice"
+) -> dict[str, Any]:
+    """A plain message in an operators' room; in `thread_id`'s thread when given (with the
+    reply fallback, so clients without threads show it as a reply)."""
+    content: dict[str, Any] = {"msgtype": msgtype, "body": text}
+    if thread_id is not None:
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": thread_id,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": thread_id},
+        }
+    return content
+
+
+def edit_content(text: str, event_id: str, msgtype: str = "m.notice") -> dict[str, Any]:
+    """Replace the text of the bot's event `event_id`."""
+    return {
+        "msgtype": msgtype,
+        "body": f"* {text}",
+        "m.new_content": {"msgtype": msgtype, "body": text},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+    }

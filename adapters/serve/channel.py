@@ -7,14 +7,33 @@ hub; the hub hands back the actions addressed to that channel. Nothing else cros
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 
-from engine.conversation import Action, Inbound
+from engine.conversation import Action, Address, Inbound
 from engine.model import FlowSet
 
 # The hub's entry point, as an adapter sees it: run one event, return when its actions
 # were delivered (so a polling adapter can acknowledge the update only then).
 Deliver = Callable[[Inbound], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMessage:
+    """Something an operator wrote in an operators' room (see adapters/serve/handover.py).
+
+    `room`: the room's address (channel and room/chat id); `thread_id`: the message it
+    belongs to (the Matrix thread root or replied-to event, the Telegram message replied to),
+    or None; `sender`: how operators see each other (a Matrix id, a Telegram @name), never
+    shown to the person; `text`: what was written."""
+
+    room: Address
+    thread_id: str | None
+    sender: str
+    text: str
+
+
+OperatorHandler = Callable[[OperatorMessage], Awaitable[None]]
 
 
 class Channel(ABC):
@@ -39,3 +58,20 @@ class Channel(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop receiving, finish what is in flight, close connections."""
+
+    # ------------------------------------------------------------------ operators' rooms
+    # Optional: a channel that hosts operators' rooms (hand-over to lawyers) overrides these.
+
+    def watch_rooms(self, rooms: Collection[str], handler: OperatorHandler) -> None:
+        """Called before `start` with this channel's operators' rooms (room/chat ids): join
+        or accept them, and hand what is written there to `handler` instead of the engine."""
+        raise NotImplementedError(f"the {self.name} channel cannot host operators' rooms")
+
+    async def post_to_room(self, room: str, text: str, thread_id: str | None = None) -> str:
+        """Post `text` in an operators' room, in the thread of message `thread_id` if given
+        (Matrix: a thread reply; Telegram: a reply); return the new message's id."""
+        raise NotImplementedError(f"the {self.name} channel cannot post to rooms")
+
+    async def edit_in_room(self, room: str, message_id: str, text: str) -> None:
+        """Replace the text of one of the bot's messages in an operators' room."""
+        raise NotImplementedError(f"the {self.name} channel cannot edit room messages")

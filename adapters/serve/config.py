@@ -8,10 +8,10 @@ validates it with its own model; this module knows only the common keys.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CHANNELS = ("telegram", "matrix")
 
@@ -26,6 +26,26 @@ class StoreConfig(BaseModel):
     synchronous: str = Field("NORMAL", description="NORMAL, or FULL to survive power cuts")
 
 
+class RoomConfig(BaseModel):
+    """One queue's operators' room: `{channel: matrix, room: "!abc:server"}` or
+    `{channel: telegram, chat: -100123}` (a group or supergroup the bot is a member of)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["matrix", "telegram"]
+    room: str | None = Field(None, description="Matrix room id, !abc:server")
+    chat: int | None = Field(None, description="Telegram group chat id, e.g. -100123")
+
+    @model_validator(mode="after")
+    def _check(self) -> RoomConfig:
+        if self.channel == "matrix" and (not self.room or not self.room.startswith("!")):
+            raise ValueError("a Matrix operators' room needs `room:` with its id, !abc:server")
+        if self.channel == "telegram" and (self.chat is None or self.chat >= 0):
+            raise ValueError(
+                "a Telegram operators' room needs `chat:` with the group's id (negative)"
+            )
+        return self
+
+
 class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     flows: str = "flows"
@@ -33,6 +53,9 @@ class ServeConfig(BaseModel):
     log_format: str = Field("plain", pattern="^(plain|json)$")
     telegram: dict[str, Any] | None = None
     matrix: dict[str, Any] | None = None
+    handover: dict[str, RoomConfig] = Field(
+        default_factory=dict, description="queue -> its operators' room"
+    )
 
 
 def describe(error: ValidationError, file: str) -> str:
@@ -64,4 +87,10 @@ def load_config(path: str | Path | None) -> tuple[ServeConfig, Path]:
         raise ConfigError(
             f"{path}: no channel configured: add a `telegram:` and/or a `matrix:` section"
         )
+    for queue, room in config.handover.items():
+        if getattr(config, room.channel) is None:
+            raise ConfigError(
+                f"{path}: handover.{queue}: its room is on {room.channel}: "
+                f"add a `{room.channel}:` section"
+            )
     return config, path.parent

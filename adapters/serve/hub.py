@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 
 from adapters.serve.channel import Channel
+from adapters.serve.handover import Desk
 from engine.conversation import (
     Action,
     CancelHandover,
@@ -34,18 +35,25 @@ log = logging.getLogger(__name__)
 
 class Hub:
     def __init__(
-        self, engine: Engine, store: SessionStore, channels: Mapping[str, Channel]
+        self,
+        engine: Engine,
+        store: SessionStore,
+        channels: Mapping[str, Channel],
+        desk: Desk | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.channels = dict(channels)
+        self.desk = desk
+        if desk is not None:
+            desk.connect(self.deliver, self.perform)
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
         self.handled = 0
 
     async def deliver(self, event: Inbound) -> None:
         """Handle one inbound event; returns when its actions were performed."""
-        key = f"{event.address.channel}:{event.address.chat}"
+        key = self.engine.key(event.address)
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
@@ -82,8 +90,15 @@ class Hub:
         if isinstance(action, SendText | SendDocument):
             channel = self.channels.get(action.to.channel)
         elif isinstance(action, StartHandover | RelayToOperator | CancelHandover | ForgetUser):
-            # Operators' rooms arrive with the hand-over work; until then the user's own
-            # channel is told, so it can show its own notice.
+            # The desk posts hand-overs in the queue's operators' room (on any channel);
+            # a forget goes to the desk and to the person's own channel.
+            if self.desk is not None and self.desk.serves(action):
+                try:
+                    await self.desk.perform(action)
+                except Exception:
+                    log.exception("the desk could not perform %s", type(action).__name__)
+                if not isinstance(action, ForgetUser):
+                    return
             channel = self.channels.get(action.user.channel)
         else:  # pragma: no cover - the Action union is closed
             raise TypeError(f"unknown action {type(action).__name__}")

@@ -1,4 +1,9 @@
-"""Start the configured channels around one engine, store and hub; stop on a signal."""
+"""Start the configured channels around one engine, store and hub; stop on a signal.
+
+The session store is encrypted: `serve` refuses to start without HOTLINE_KEYS and
+HOTLINE_KEY_SECRET, or with keys that do not open the store (see `engine.privacy`). Idle
+sessions are purged once at start and then every hour (`retention_days` in bot.yaml).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,22 @@ import importlib
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 from adapters.serve.channel import Channel
 from adapters.serve.config import CHANNELS, ConfigError, ServeConfig
+from adapters.serve.handover import CaseStore, Desk, rooms_from_config, watch
 from adapters.serve.hub import Hub
+from adapters.serve.logs import configure_logging
 from engine.loader import load_folder
+from engine.privacy import PrivacyError, SessionKeys, keys_from_env
 from engine.runtime import Engine
 from engine.stores import SQLiteStore
+from engine.stores.base import SessionStore
+from engine.stores.sqlite import StoreError
+
+PURGE_EVERY = 3600.0  # seconds
 
 log = logging.getLogger("hotline.serve")
 
@@ -31,19 +44,87 @@ def build_channels(config: ServeConfig, base: Path) -> dict[str, Channel]:
     return channels
 
 
+def open_store(config: ServeConfig, base: Path) -> tuple[SQLiteStore, SessionKeys]:
+    """The encrypted store and the secrets, or a ConfigError saying what to set."""
+    try:
+        secrets = keys_from_env(os.environ)
+        store = SQLiteStore(
+            base / config.store.sqlite,
+            sealer=secrets.sealer,
+            identity=secrets.keys.fingerprint(),
+            synchronous=config.store.synchronous,
+        )
+    except (PrivacyError, StoreError) as err:
+        raise ConfigError(str(err)) from err
+    return store, secrets.keys
+
+
+def purge(
+    store: SessionStore,
+    retention_days: int,
+    now: float | None = None,
+    cases: CaseStore | None = None,
+) -> int:
+    """Delete sessions idle longer than `retention_days`, and hand-over cases that ended
+    before then; how many sessions."""
+    now = time.time() if now is None else now
+    before = now - retention_days * 86400
+    if cases is not None:
+        cases.purge(before)
+    return store.purge_idle(before)
+
+
+async def purge_every(
+    store: SessionStore, retention_days: int, every: float, cases: CaseStore | None = None
+) -> None:
+    """The running bot's retention: purge now, then every `every` seconds, until cancelled."""
+    while True:
+        try:
+            purged = await asyncio.to_thread(purge, store, retention_days, None, cases)
+            log.info("retention: purged %d idle session(s)", purged)
+        except Exception:
+            log.exception("retention purge failed; retrying at the next round")
+        await asyncio.sleep(every)
+
+
 async def serve(config: ServeConfig, base: Path) -> int:
-    # Channels first: a missing token or password is reported before the flows load.
-    channels = build_channels(config, base)
+    undo_logging = configure_logging(config.log_format, os.environ)
+    try:
+        return await _serve(config, base)
+    finally:
+        undo_logging()
+
+
+async def _serve(config: ServeConfig, base: Path) -> int:
+    # The keys first: without them nothing else is worth starting.
+    store, keys = open_store(config, base)
+    try:
+        # Channels next: a missing token or password is reported before the flows load.
+        channels = build_channels(config, base)
+    except BaseException:
+        store.close()
+        raise
     flows_dir = (base / config.flows).resolve()
     flows, report = load_folder(flows_dir)
     if flows is None:
         for diagnostic in report.sorted():
             log.error("%s", diagnostic)
+        store.close()
         raise ConfigError(f"{flows_dir}: the flows have errors; run `hotline check {flows_dir}`")
     for channel in channels.values():
         channel.bind(flows)
-    store = SQLiteStore(base / config.store.sqlite, synchronous=config.store.synchronous)
-    hub = Hub(Engine(flows), store, channels)
+    desk: Desk | None = None
+    cases: CaseStore | None = None
+    if config.handover:
+        # The cases' own tables, in the sessions' database file.
+        cases = CaseStore(base / config.store.sqlite, sealer=store.sealer, keys=keys)
+        rooms = rooms_from_config({q: r.model_dump() for q, r in config.handover.items()})
+        desk = Desk(rooms, cases, channels)
+        watch(desk, channels.values())
+    hub = Hub(Engine(flows, keys=keys), store, channels, desk)
+    retention = asyncio.create_task(
+        purge_every(store, flows.bot.retention_days, PURGE_EVERY, cases)
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -57,8 +138,13 @@ async def serve(config: ServeConfig, base: Path) -> int:
             log.info("channel %s started", channel.name)
         await stop.wait()
     finally:
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
         for channel in reversed(started):
             await channel.stop()
         store.close()
+        if cases is not None:
+            cases.close()
         log.info("stopped after %d events", hub.handled)
     return 0

@@ -14,6 +14,11 @@ concurrently; a press is first answered (answerCallbackQuery, always) and its ke
 removed (editMessageReplyMarkup), then the event goes to the hub, which returns once the
 engine's actions were performed through `perform`.
 
+Operators' groups (hand-over to lawyers, `adapters/serve/handover.py`): messages in the
+groups given to `watch_rooms` go to the desk as `OperatorMessage`s (the replied-to message as
+`thread_id`), never to the engine; `post_to_room` posts there as replies, `edit_in_room`
+edits a ticket.
+
 Nothing of a message's content is logged; an update that cannot be read is logged by its
 update_id only.
 """
@@ -22,15 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
-from telegram import BotCommand, InputFile, Update
+from telegram import BotCommand, InputFile, ReplyParameters, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from adapters.serve.channel import Channel, Deliver
+from adapters.serve.channel import Channel, Deliver, OperatorHandler
 from adapters.serve.config import ConfigError
 from adapters.telegram.config import TOKEN_ENV, TelegramConfig
 from adapters.telegram.convert import (
@@ -95,6 +100,8 @@ class TelegramChannel(Channel):
         self._undo_logging: Callable[[], None] | None = None
         self.username: str | None = None
         self.skipped = 0  # updates that could not be read
+        self._operator_chats: frozenset[int] = frozenset()
+        self._operator_handler: OperatorHandler | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -227,7 +234,9 @@ class TelegramChannel(Channel):
         """Read one raw update and start handling it; the future is done once handled.
         An update that cannot be read is skipped (only its update_id is logged)."""
         try:
-            work = read_update(Update.de_json(dict(raw), self.bot), self.username)
+            work = read_update(
+                Update.de_json(dict(raw), self.bot), self.username, self._operator_chats
+            )
         except Exception as err:
             # The id and the kind of error only: the message may hold anything.
             update_id = raw.get("update_id")
@@ -252,6 +261,8 @@ class TelegramChannel(Channel):
         if work.event is not None:
             assert self._deliver is not None
             await self._deliver(work.event)
+        if work.operator is not None and self._operator_handler is not None:
+            await self._operator_handler(work.operator)
 
     async def _answer_query(self, query_id: str | None) -> None:
         if query_id is not None:
@@ -278,6 +289,35 @@ class TelegramChannel(Channel):
             return
         else:
             raise TypeError(f"the Telegram channel cannot perform {type(action).__name__}")
+
+    # ------------------------------------------------------------------ operators' groups
+
+    def watch_rooms(self, rooms: Collection[str], handler: OperatorHandler) -> None:
+        """The operators' groups (chat ids): their messages go to `handler`. The bot must
+        be a member; with privacy mode on (BotFather's default) it still receives commands
+        and replies to its own messages, which is all the desk needs."""
+        self._operator_chats = frozenset(int(room) for room in rooms)
+        self._operator_handler = handler
+
+    async def post_to_room(self, room: str, text: str, thread_id: str | None = None) -> str:
+        parts = split_text(text)
+        first: str | None = None
+        for part in parts:
+            message = await self.bot.send_message(
+                int(room),
+                part,
+                reply_parameters=(
+                    ReplyParameters(int(thread_id), allow_sending_without_reply=True)
+                    if thread_id is not None
+                    else None
+                ),
+            )
+            first = first or str(message.message_id)
+        assert first is not None
+        return first
+
+    async def edit_in_room(self, room: str, message_id: str, text: str) -> None:
+        await self.bot.edit_message_text(text, chat_id=int(room), message_id=int(message_id))
 
     async def _send_text(self, action: SendText) -> None:
         chat_id = int(action.to.chat)

@@ -11,8 +11,11 @@ Pure functions, no I/O, so the rules read (and test) on their own:
     answered and the keyboard removed, stale or not;
   * a photo, voice message, sticker, location, document... -> `InboundKind.UNSUPPORTED`
     (the engine answers politely); its content is not kept;
-  * edited messages, channel posts, group and supergroup chats, messages from bots and
-    service messages -> ignored (nothing stored, nothing logged, no answer).
+  * a text in one of the operators' groups (`operator_chats`, hand-over to lawyers) ->
+    `Work.operator`, an `OperatorMessage` for the desk, never the engine: its thread is the
+    message it replies to, its sender the operator's @username (or first name);
+  * edited messages, channel posts, other group and supergroup chats, messages from bots
+    and service messages -> ignored (nothing stored, nothing logged, no answer).
 - `split_text(text)` cuts a text longer than Telegram's 4,096 characters (UTF-16 code
   units) at paragraph boundaries, then lines, then spaces, then anywhere.
 - `keyboard(buttons)` is an inline keyboard with one button a row.
@@ -21,12 +24,13 @@ Pure functions, no I/O, so the rules read (and test) on their own:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 
+from adapters.serve.channel import OperatorMessage
 from engine.conversation import Address, Button, Inbound, InboundKind
 
 CHANNEL = "telegram"
@@ -91,12 +95,14 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
 class Work:
     """What to do for one update. `chat`: the chat it belongs to (one at a time per chat);
     `event`: for the engine, if any; `callback_query_id`: answer it; `keyboard`:
-    (chat id, message id) of the message whose inline keyboard was pressed."""
+    (chat id, message id) of the message whose inline keyboard was pressed; `operator`:
+    for the hand-over desk (a message in an operators' group)."""
 
     chat: int | None
     event: Inbound | None = None
     callback_query_id: str | None = None
     keyboard: tuple[int, int] | None = None
+    operator: OperatorMessage | None = None
 
 
 NOTHING = Work(None)
@@ -106,7 +112,9 @@ def address(chat_id: int) -> Address:
     return Address(CHANNEL, str(chat_id))
 
 
-def read_update(update: Update, bot_username: str | None = None) -> Work:
+def read_update(
+    update: Update, bot_username: str | None = None, operator_chats: Collection[int] = ()
+) -> Work:
     """What `update` asks of the bot (see the module docstring)."""
     if update.callback_query is not None:
         return _read_press(update)
@@ -115,6 +123,20 @@ def read_update(update: Update, bot_username: str | None = None) -> Work:
         return NOTHING  # edited messages, channel posts, business messages...
     chat = message.chat
     sender = message.from_user
+    if chat is not None and chat.id in operator_chats:
+        if sender is None or sender.is_bot or message.text is None:
+            return NOTHING
+        reply = message.reply_to_message
+        name = f"@{sender.username}" if sender.username else sender.first_name
+        return Work(
+            chat.id,
+            operator=OperatorMessage(
+                address(chat.id),
+                str(reply.message_id) if reply is not None else None,
+                name,
+                strip_mention(message.text, bot_username),
+            ),
+        )
     if chat is None or chat.type != ChatType.PRIVATE or sender is None or sender.is_bot:
         return NOTHING
     hint = sender.language_code

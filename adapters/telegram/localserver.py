@@ -106,6 +106,7 @@ class ChatMessage:
     file_id: str | None = None
     caption: str | None = None
     edit_date: int | None = None
+    reply_to: int | None = None  # the message_id this one replies to (same chat)
 
     @property
     def chat_id(self) -> int:
@@ -149,6 +150,13 @@ class ChatMessage:
             served["caption"] = self.caption
         if self.reply_markup:
             served["reply_markup"] = self.reply_markup
+        if self.reply_to is not None:
+            # Only the id and chat of the replied message: enough for every reader here.
+            served["reply_to_message"] = {
+                "message_id": self.reply_to,
+                "chat": self.chat,
+                "date": self.date,
+            }
         return served
 
 
@@ -260,6 +268,7 @@ class LocalBotApiServer:
             "sendMessage": self._send_message,
             "sendDocument": self._send_document,
             "editMessageReplyMarkup": self._edit_reply_markup,
+            "editMessageText": self._edit_text,
             "answerCallbackQuery": self._answer_callback_query,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
@@ -326,10 +335,16 @@ class LocalBotApiServer:
         language_code: str | None = "en",
         chat_id: int | None = None,
         chat_type: str = "private",
+        reply_to: int | None = None,
     ) -> int:
         """A person types `text` (a command gets its bot_command entity). Returns the
-        update_id. `chat_id`/`chat_type` put the message in a group instead."""
+        update_id. `chat_id`/`chat_type` put the message in a group instead; `reply_to`
+        makes it a reply to that message of the chat."""
         extra: dict[str, Any] = {"text": text}
+        if reply_to is not None:
+            where = user_id if chat_id is None else chat_id
+            target = next(m for m in self._chats.get(where, []) if m.message_id == reply_to)
+            extra["reply_to_message"] = target.to_api()
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             extra["entities"] = [
@@ -601,6 +616,7 @@ class LocalBotApiServer:
                 False,
                 message["date"],
                 extra.get("text"),
+                reply_to=extra.get("reply_to_message", {}).get("message_id"),
             )
         )
         return self._enqueue({"message": message})
@@ -762,7 +778,33 @@ class LocalBotApiServer:
         if utf16_length(text) > MAX_TEXT:
             raise ApiError("Bad Request: message is too long")
         markup = self._check_markup(args.get("reply_markup"))
-        return self._bot_message(args["chat_id"], markup, text=text).to_api()
+        reply = args.get("reply_parameters") or {}
+        reply_to = reply.get("message_id") if isinstance(reply, Mapping) else None
+        if reply_to is None:
+            reply_to = args.get("reply_to_message_id")
+        if reply_to is not None and not any(
+            m.message_id == reply_to for m in self._chats.get(args["chat_id"], [])
+        ):
+            if not (reply.get("allow_sending_without_reply") if reply else False):
+                raise ApiError("Bad Request: message to be replied not found")
+            reply_to = None
+        return self._bot_message(args["chat_id"], markup, text=text, reply_to=reply_to).to_api()
+
+    async def _edit_text(self, args: dict[str, Any]) -> dict[str, Any] | bool:
+        if "inline_message_id" in args:
+            return True
+        chat_id, message_id = args.get("chat_id"), args.get("message_id")
+        message = next(
+            (m for m in self._chats.get(chat_id, []) if m.message_id == message_id and m.from_bot),
+            None,
+        )
+        if message is None:
+            raise ApiError("Bad Request: message to edit not found")
+        if message.text == args["text"]:
+            raise ApiError("Bad Request: message is not modified")
+        message.text = args["text"]
+        message.edit_date = int(time.time())
+        return message.to_api()
 
     async def _send_document(self, args: dict[str, Any]) -> dict[str, Any]:
         document = args["document"]

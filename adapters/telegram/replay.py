@@ -64,6 +64,7 @@ from engine.conversation import (
     StartHandover,
 )
 from engine.model import FlowSet
+from engine.privacy import session_key
 from engine.runtime import Engine, Outcome
 from engine.stores import MemoryStore
 from engine.transcripts import Failure, Replayer, Run, Transcript
@@ -98,6 +99,7 @@ class _TracingEngine:
         self.engine = engine
         self.flows = engine.flows
         self.trace = trace
+        self.key = engine.key
 
     def handle(self, session: Session | None, event: Inbound) -> Outcome:
         outcome = self.engine.handle(session, event)
@@ -302,6 +304,10 @@ class TelegramTransport:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return future.result(timeout=self._timeout * 2)
+
+    def key(self, address: Address) -> str:
+        """The replayer's session key: plain, its store is in memory."""
+        return session_key(address, None)
 
     def handle(self, session: Session | None, event: Inbound) -> Outcome:
         if session is None:

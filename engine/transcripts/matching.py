@@ -46,12 +46,12 @@ from engine.conversation import (
 )
 from engine.diagnostics import Report
 from engine.model import FlowSet
+from engine.privacy import SessionKeys
 from engine.runtime import Engine
-from engine.stores import MemoryStore
+from engine.stores import MemoryStore, SessionStore
 from engine.transcripts.loading import Line, LineKind, Transcript
 
 ADDRESS = Address("console", "transcript")
-_KEY = f"{ADDRESS.channel}:{ADDRESS.chat}"
 _MAX_SHOWN_LINES = 40
 
 
@@ -121,18 +121,20 @@ class Replayer:
 
     __slots__ = ("_now", "engine", "flows")
 
-    def __init__(self, flows: FlowSet) -> None:
+    def __init__(self, flows: FlowSet, keys: SessionKeys | None = None) -> None:
         self.flows = flows
         self._now: dt.datetime | None = None
-        self.engine = Engine(flows, clock=self._clock, trace=True)
+        self.engine = Engine(flows, clock=self._clock, trace=True, keys=keys)
 
     def _clock(self) -> dt.datetime:
         return self._now if self._now is not None else dt.datetime.now()
 
-    def replay(self, transcript: Transcript) -> Run:
+    def replay(self, transcript: Transcript, store: SessionStore | None = None) -> Run:
+        """Replay one transcript on a fresh in-memory store, or on `store` (whose session
+        for the transcript's person is dropped first: each transcript is a new person)."""
         started = time.perf_counter()
         self._now = transcript.now
-        replay = _Replay(self.engine, transcript)
+        replay = _Replay(self.engine, transcript, store)
         try:
             failure = replay.run()
         finally:
@@ -170,10 +172,13 @@ class _Replay:
         "visited",
     )
 
-    def __init__(self, engine: Engine, transcript: Transcript) -> None:
+    def __init__(
+        self, engine: Engine, transcript: Transcript, store: SessionStore | None = None
+    ) -> None:
         self.engine = engine
         self.transcript = transcript
-        self.store = MemoryStore()
+        self.store: SessionStore = MemoryStore() if store is None else store
+        self.store.delete(engine.key(ADDRESS))
         self.pending: deque[_Sent] = deque()
         self.buttons: tuple[Button, ...] = ()  # of the latest message that had buttons
         self.handovers: list[str] = []  # queues handed over to since the last handover line
@@ -208,9 +213,10 @@ class _Replay:
     # ------------------------------------------------------------------ feeding the engine
 
     def feed(self, event: Inbound) -> None:
-        outcome = self.engine.handle(self.store.load(_KEY), event)
+        key = self.engine.key(ADDRESS)
+        outcome = self.engine.handle(self.store.load(key), event)
         if outcome.session is None:
-            self.store.delete(_KEY)
+            self.store.delete(key)
         else:
             self.store.save(outcome.session)
         self.visited.update(outcome.visited)

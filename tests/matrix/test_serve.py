@@ -13,6 +13,7 @@ import pytest
 from matrix_support import FLOWS, account, person, run
 
 from adapters.matrix.synapse_launcher import LocalSynapse
+from engine.privacy import new_key
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,13 @@ def test_hotline_serve_answers_on_matrix_and_stops_cleanly(
         "  sync_timeout_ms: 1000\n",
         encoding="utf-8",
     )
-    env = {**os.environ, "MATRIX_PASSWORD": bot.password, "MATRIX_STORE_KEY": "k" * 32}
+    env = {
+        **os.environ,
+        "MATRIX_PASSWORD": bot.password,
+        "MATRIX_STORE_KEY": "k" * 32,
+        "HOTLINE_KEYS": new_key(),
+        "HOTLINE_KEY_SECRET": new_key(),
+    }
     env.pop("MATRIX_ACCESS_TOKEN", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--config", str(config)],

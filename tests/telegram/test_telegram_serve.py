@@ -11,6 +11,7 @@ from pathlib import Path
 from tg_helpers import ROOT, run
 
 from adapters.telegram.localserver import LocalBotApiServer
+from engine.privacy import new_key
 
 
 def _config(folder: Path, api_url: str) -> Path:
@@ -45,7 +46,12 @@ def test_serve_answers_on_telegram_and_stops_cleanly(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with LocalBotApiServer() as server:
             process = await _serve(
-                _config(tmp_path, server.api_url), {"TELEGRAM_BOT_TOKEN": server.token}
+                _config(tmp_path, server.api_url),
+                {
+                    "TELEGRAM_BOT_TOKEN": server.token,
+                    "HOTLINE_KEYS": new_key(),
+                    "HOTLINE_KEY_SECRET": new_key(),
+                },
             )
             try:
                 update = server.send_text(99, "/start", language_code="ru")

@@ -1,0 +1,163 @@
+"""Hand-over with the operators in a Telegram group, through the local Bot API server.
+
+A person chats privately with the bot; the lawyers' queue is a supergroup. The ticket and
+the person's messages appear there as replies; an operator's reply reaches the person as
+"Lawyer"; /close returns them to the bot; /forget edits the ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import sys
+from pathlib import Path
+
+from adapters.serve.handover import CaseStore, Desk, watch
+from adapters.serve.hub import Hub
+from adapters.telegram.channel import TelegramChannel
+from adapters.telegram.localserver import ChatMessage, LocalBotApiServer
+from engine.conversation import Address, Status
+from engine.loader import load_folder
+from engine.privacy import new_key
+from engine.runtime import Engine
+from engine.stores import MemoryStore
+from tests.telegram.tg_helpers import ROOT, make_config, run
+
+FLOWS = Path(__file__).parents[1] / "data" / "semantics"
+PERSON, OPERATOR, GROUP = 5001, 7001, -100123
+
+
+def test_a_case_is_served_from_a_telegram_group() -> None:
+    flows, report = load_folder(FLOWS)
+    assert flows is not None, report.errors
+
+    async def scenario() -> None:
+        async with LocalBotApiServer() as server:
+            channel = TelegramChannel(make_config(server), server.token)
+            channel.bind(flows)
+            cases = CaseStore()
+            desk = Desk({"lawyers": Address("telegram", str(GROUP))}, cases, {"telegram": channel})
+            watch(desk, [channel])
+            store = MemoryStore()
+            engine = Engine(flows, clock=lambda: dt.datetime(2026, 11, 25))
+            hub = Hub(engine, store, {"telegram": channel}, desk)
+            await channel.start(hub.deliver)
+            try:
+
+                async def operator(text: str, reply_to: int | None = None) -> None:
+                    update = server.send_text(
+                        OPERATOR, text, chat_id=GROUP, chat_type="supergroup", reply_to=reply_to
+                    )
+                    await server.wait_confirmed(update)
+
+                async def person(text: str) -> list[str]:
+                    before = len(server.received(PERSON))
+                    await server.wait_confirmed(server.send_text(PERSON, text))
+                    return [m.text or "" for m in server.received(PERSON)[before:]]
+
+                def group() -> list[ChatMessage]:
+                    return [m for m in server.received(GROUP) if m.from_bot]
+
+                await operator("/cases")  # the group exists once someone wrote there
+                assert group()[-1].text == "No open cases."
+                await person("/lawyer")
+                ticket = group()[-1]
+                assert ticket.text is not None and ticket.text.startswith("Case #")
+                assert str(PERSON) not in ticket.text and "User" not in ticket.text
+                await person("I was handed a summons")
+                relay = group()[-1]
+                assert relay.text == "Person: I was handed a summons"
+                assert relay.reply_to == ticket.message_id
+                before = len(server.received(PERSON))
+                await operator("Do not sign anything.", reply_to=ticket.message_id)
+                answers = [m.text for m in server.received(PERSON)[before:]]
+                assert answers == ["Lawyer: Do not sign anything."]
+                assert any("taken by User7001" in (m.text or "") for m in group())
+                await operator("/note calls back", reply_to=relay.message_id)
+                assert len(server.received(PERSON)) == before + 1
+                await operator("/close", reply_to=ticket.message_id)
+                assert store.load(engine.key(Address("telegram", str(PERSON)))).status is (
+                    Status.IDLE
+                )
+                assert "Lawyer" not in (server.received(PERSON)[-1].text or "")
+                # A second case, forgotten: the ticket is edited.
+                await person("/lawyer")
+                second = group()[-1]
+                await person("/forget")
+                assert "deleted at the person's request" in (second.text or "")
+                # Every case of the person goes, the closed one too, and both tickets say so.
+                assert cases.count() == 0
+                assert "deleted at the person's request" in (ticket.text or "")
+            finally:
+                await channel.stop()
+
+    run(scenario())
+
+
+def test_serve_routes_cases_to_the_group_and_keeps_them_over_a_restart(tmp_path: Path) -> None:
+    """`hotline serve` as run in production, with a `handover:` section: the case survives
+    a restart, and the logs say nothing about it."""
+    config = tmp_path / "hotline.yaml"
+    env = {"HOTLINE_KEYS": new_key(), "HOTLINE_KEY_SECRET": new_key()}
+
+    async def scenario() -> None:
+        async with LocalBotApiServer() as server:
+            config.write_text(
+                f"flows: {FLOWS}\n"
+                f"store: {{sqlite: {tmp_path / 'hotline.sqlite3'}}}\n"
+                f"telegram: {{api_url: {server.api_url}, poll_timeout: 5}}\n"
+                f"handover:\n  lawyers: {{channel: telegram, chat: {GROUP}}}\n",
+                encoding="utf-8",
+            )
+            env["TELEGRAM_BOT_TOKEN"] = server.token
+
+            async def operator(text: str, reply_to: int | None = None) -> None:
+                update = server.send_text(
+                    OPERATOR, text, chat_id=GROUP, chat_type="supergroup", reply_to=reply_to
+                )
+                await server.wait_confirmed(update, timeout=30)
+
+            async def stop(process: asyncio.subprocess.Process) -> str:
+                process.send_signal(signal.SIGTERM)
+                _out, err = await asyncio.wait_for(process.communicate(), 20)
+                assert process.returncode == 0, err.decode()
+                return err.decode()
+
+            logs = ""
+            process = await _serve(config, env)
+            try:
+                await operator("/cases")
+                await server.wait_confirmed(server.send_text(PERSON, "/lawyer"), timeout=30)
+                ticket = [m for m in server.received(GROUP) if m.from_bot][-1]
+                assert (ticket.text or "").startswith("Case #")
+                number = (ticket.text or "").split()[1]
+            finally:
+                logs += await stop(process)
+            process = await _serve(config, env)
+            try:
+                before = len(server.received(PERSON))
+                await operator("Still here after the restart.", reply_to=ticket.message_id)
+                texts = [m.text for m in server.received(PERSON)[before:]]
+                assert texts == ["Lawyer: Still here after the restart."]
+            finally:
+                logs += await stop(process)
+            assert number not in logs and "restart" not in logs and str(PERSON) not in logs
+
+    run(scenario(), limit=90)
+
+
+async def _serve(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        "serve",
+        "--config",
+        str(config),
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
