@@ -653,6 +653,24 @@ def bench_routing(settings: Settings) -> list[Result]:
     ]
 
 
+def bench_replay(settings: Settings) -> list[Result]:
+    from bench import replay
+
+    figures = replay.measure(rounds=1 if settings is QUICK else 3)
+    log(f"  replay: {figures['per_second']:,.0f} transcripts/s")
+    return [
+        Result(
+            "replay_per_second",
+            f"replay the bundled transcripts (~{figures['lines_per_transcript']:.0f} lines each)",
+            figures["per_second"],
+            "transcripts/s",
+            replay.TARGET_PER_SECOND,
+            ">=",
+            details=figures,
+        )
+    ]
+
+
 def _cold_load(folder: str) -> float | None:
     """Wall time of a fresh interpreter importing the engine and loading `folder`, as
     `hotline check` would (informational)."""
@@ -719,14 +737,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("steps", "memory", "load", "routing"),
+        choices=("steps", "memory", "load", "routing", "replay"),
         help="run only these parts (repeatable)",
     )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
-    parts = args.only or ["steps", "memory", "load", "routing"]
+    parts = args.only or ["steps", "memory", "load", "routing", "replay"]
     flows_dir = Path(args.flows)
     env = environment(args.quick)
     started = time.perf_counter()
@@ -738,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         ("memory", "memory per session", lambda: bench_memory(settings, flows_dir)),
         ("load", "load and check", lambda: bench_load(settings)),
         ("routing", "routing a typed question", lambda: bench_routing(settings)),
+        ("replay", "replaying transcripts", lambda: bench_replay(settings)),
     ):
         if part in parts:
             log(f"{title}...")
