@@ -35,7 +35,7 @@ from engine.documents import (
 )
 from engine.expressions import FUNCTIONS, Expression, Variable
 from engine.loader import LoadedFlow, LoadedFolder, LoadedStep
-from engine.model import Step, StepKind, Target
+from engine.model import Step, StepKind, Target, startable
 
 Node = tuple[str, str]
 
@@ -195,9 +195,7 @@ def _entries(loaded: LoadedFolder) -> list[Node]:
 
 def _startable(loaded: LoadedFolder, flow_id: str) -> bool:
     """A flow a person can start directly (not only through a call or a jump)."""
-    lf = loaded.flows[flow_id]
-    in_menu = loaded.bot is not None and flow_id in loaded.bot.menu.flows
-    return in_menu or any(lf.flow.match.values()) or flow_id == "lawyer"
+    return startable(loaded.flows[flow_id].flow, loaded.bot)
 
 
 def _mentioned(loaded: LoadedFolder, graph: _Graph) -> list[Node]:

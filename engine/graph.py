@@ -51,13 +51,10 @@ from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from engine.model import Flow, FlowSet, Step, StepKind, Target, Text
+from engine.model import Flow, FlowSet, Step, StepKind, Target, Text, startable
 
 StepRef = tuple[str, str]  # (flow, step)
 MoveRef = tuple[str, str, int]  # (flow, step, index of the choice or branch arm)
-
-# The flow that /lawyer starts: startable even when it is not in the menu (engine.runtime).
-LAWYER_FLOW = "lawyer"
 
 LABEL_WORDS = 6  # a node shows about this many words of the step's `say`
 NODE_WIDTH = 24  # characters per line in a node
@@ -125,11 +122,7 @@ def _word(language: str, key: str) -> str:
 
 def startable_flows(flows: FlowSet) -> list[str]:
     """Flows a person can start directly: in the menu, with match phrases, or /lawyer."""
-    return [
-        flow_id
-        for flow_id, flow in flows.flows.items()
-        if flow_id in flows.bot.menu.flows or any(flow.match.values()) or flow_id == LAWYER_FLOW
-    ]
+    return [flow_id for flow_id, flow in flows.flows.items() if startable(flow, flows.bot)]
 
 
 def _step(flows: FlowSet, target: Target) -> Step | None:

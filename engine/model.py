@@ -175,6 +175,17 @@ class BotConfig:
         return self.languages[0]
 
 
+# The flow that /lawyer starts: startable even when it is not in the menu.
+LAWYER_FLOW = "lawyer"
+
+
+def startable(flow: Flow, bot: BotConfig | None) -> bool:
+    """A flow a person can start directly (menu, typed question, /lawyer), not only
+    through another flow's call or jump. The checker and the pictures share this rule."""
+    in_menu = bot is not None and flow.id in bot.menu.flows
+    return in_menu or any(flow.match.values()) or flow.id == LAWYER_FLOW
+
+
 @dataclass(frozen=True, slots=True)
 class FlowSet:
     """A whole checked folder: the bot settings and every flow by id."""

@@ -90,6 +90,13 @@ class Router(ABC):
 _ISE = re.compile(r"(?<=\w{3})is(e|ed|es|ing|ation|ations)\b")
 
 
+def written_in(text: str, languages: tuple[str, ...]) -> str | None:
+    """The language `text` is evidently written in, when it shows: Cyrillic is Russian."""
+    if "ru" in languages and any("\u0400" <= ch <= "\u04ff" for ch in text):
+        return "ru"
+    return None
+
+
 def words(text: str) -> list[str]:
     folded = _ISE.sub(r"iz\1", text.casefold().replace("ё", "е"))
     cleaned = "".join(ch if ch.isalnum() else " " for ch in folded)

@@ -48,9 +48,9 @@ from engine.documents import (
 )
 from engine.expressions import EvaluationError
 from engine.inputs import Refused, clean, match_option, read_answer
-from engine.model import Flow, FlowSet, InputType, Step, StepKind, Target, Text
+from engine.model import LAWYER_FLOW, Flow, FlowSet, InputType, Step, StepKind, Target, Text
 from engine.privacy import SessionKeys, session_key
-from engine.routing import Router, TextRouter
+from engine.routing import Router, TextRouter, written_in
 from engine.texts import LANGUAGE_NAMES
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ log.addHandler(logging.NullHandler())
 MAX_AUTOMATIC_STEPS = 500
 MAX_HISTORY = 30
 COMMANDS = ("start", "back", "restart", "language", "lawyer", "forget", "help", "cancel")
-LAWYER_FLOW = "lawyer"
 LAWYER_OFFER = "/lawyer"  # in Session.offers: the "talk to a lawyer" button
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 
@@ -206,9 +205,7 @@ class Engine:
             base = hint.split("-")[0].split("_")[0].lower()
             if base in languages:
                 return base
-        if text and "ru" in languages and any("\u0400" <= ch <= "\u04ff" for ch in text):
-            return "ru"
-        return self.bot.default_language
+        return written_in(text, languages) or self.bot.default_language
 
 
 class _Forget(Exception):

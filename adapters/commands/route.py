@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from engine.loader import load_folder
-from engine.routing import TextRouter
+from engine.routing import TextRouter, written_in
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,9 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def guess_language(text: str, languages: tuple[str, ...]) -> str:
-    if "ru" in languages and any("\u0400" <= ch <= "\u04ff" for ch in text):
-        return "ru"
-    return "en" if "en" in languages else languages[0]
+    return written_in(text, languages) or ("en" if "en" in languages else languages[0])
 
 
 def run(args: argparse.Namespace) -> int:
