@@ -40,6 +40,9 @@ class Inbound:
     text: str = ""
     payload: str = ""
     language_hint: str | None = None  # e.g. Telegram's language_code
+    # The channel's id of the update ("tg:<update_id>", a Matrix event id): a stored step
+    # remembers it, so the same update delivered again is not handled twice. "" = none.
+    event_id: str = ""
 
     @staticmethod
     def typed(address: Address, text: str, language_hint: str | None = None) -> Inbound:

@@ -55,7 +55,7 @@ class PersonChannel(Channel):
     async def start(self, deliver: Deliver) -> None:
         pass
 
-    async def perform(self, action: Action) -> None:
+    async def perform(self, action: Action, *, idempotency_key: str | None = None) -> None:
         self.sent.append(action)
 
     async def stop(self) -> None:
@@ -81,7 +81,7 @@ class RoomChannel(Channel):
     async def start(self, deliver: Deliver) -> None:
         pass
 
-    async def perform(self, action: Action) -> None:
+    async def perform(self, action: Action, *, idempotency_key: str | None = None) -> None:
         raise AssertionError(f"nothing for the person goes to the room: {action!r}")
 
     async def stop(self) -> None:

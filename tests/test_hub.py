@@ -27,7 +27,7 @@ class RecordingChannel(Channel):
     async def start(self, deliver: Deliver) -> None:
         self.deliver = deliver
 
-    async def perform(self, action: Action) -> None:
+    async def perform(self, action: Action, *, idempotency_key: str | None = None) -> None:
         await asyncio.sleep(0)  # let other conversations interleave, as real sends do
         self.sent.append(action)
 

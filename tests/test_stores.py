@@ -12,7 +12,9 @@ import pytest
 from engine.conversation import Frame, Session, Status
 from engine.privacy import Sealer
 from engine.stores import MemoryStore, SessionStore, SQLiteStore
+from engine.stores.postgres import PostgresStore
 from engine.stores.sqlite import SCHEMA_VERSION, StoreError
+from tests.pg import PG_URL, fresh_schema
 
 SEALER = Sealer([bytes(range(32))])
 
@@ -33,9 +35,15 @@ def sample(key: str = "telegram:1", updated: float = 1000.0) -> Session:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
-    made: SessionStore = (
+    if request.param == "postgres":
+        with fresh_schema() as schema:
+            made: SessionStore = PostgresStore(PG_URL, sealer=SEALER, schema=schema)
+            yield made
+            made.close()
+        return
+    made = (
         MemoryStore()
         if request.param == "memory"
         else SQLiteStore(tmp_path / "sessions.sqlite3", sealer=SEALER)

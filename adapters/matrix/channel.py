@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import hashlib
 import io
 import logging
@@ -66,7 +67,13 @@ from nio.crypto import ENCRYPTION_ENABLED
 from adapters.matrix import convert
 from adapters.matrix.config import MatrixConfig, Secrets
 from adapters.matrix.state import ChannelState, LatestButtons, Login
-from adapters.serve.channel import Channel, Deliver, OperatorHandler, OperatorMessage
+from adapters.serve.channel import (
+    Channel,
+    Deliver,
+    OperatorHandler,
+    OperatorMessage,
+    Undeliverable,
+)
 from adapters.serve.config import ConfigError
 from engine.conversation import (
     Action,
@@ -142,6 +149,10 @@ class _Origin:
 
 _origin: contextvars.ContextVar[_Origin | None] = contextvars.ContextVar(
     "hotline_matrix_origin", default=None
+)
+# The idempotency key of the action being performed, when the hub's outbox gave one.
+_action_key: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hotline_matrix_action_key", default=None
 )
 
 
@@ -586,7 +597,7 @@ class MatrixChannel(Channel):
         assert self._deliver is not None
         token = _origin.set(_Origin(event_id))
         try:
-            await self._deliver(inbound)
+            await self._deliver(dataclasses.replace(inbound, event_id=event_id))
         except Exception as err:
             self.stats["errors"] += 1
             log.error("matrix: handling event %s failed (%s)", event_id, type(err).__name__)
@@ -703,7 +714,16 @@ class MatrixChannel(Channel):
 
     # ------------------------------------------------------------------ actions
 
-    async def perform(self, action: Action) -> None:
+    async def perform(self, action: Action, *, idempotency_key: str | None = None) -> None:
+        # The hub's outbox key names the transaction: a send repeated after a crash, or
+        # retried after a failure, is one message on the homeserver.
+        token = _action_key.set(idempotency_key)
+        try:
+            await self._perform(action)
+        finally:
+            _action_key.reset(token)
+
+    async def _perform(self, action: Action) -> None:
         event_id: str | None = None
         if isinstance(action, SendText):
             event_id = await self._send_text(action)
@@ -727,6 +747,9 @@ class MatrixChannel(Channel):
         return "m.notice" if self.config.msgtype == "notice" else "m.text"
 
     def _transaction(self) -> str | None:
+        key = _action_key.get()
+        if key is not None:
+            return transaction_id(key, 0)
         origin = _origin.get()
         return origin.next_transaction() if origin is not None else None
 
@@ -863,7 +886,10 @@ class MatrixChannel(Channel):
                     failures += 1
                     self._pause(reply, failures)
                     continue
-                raise MatrixError(f"send refused ({_code(reply)})")
+                code = _code(reply)
+                if code in _REFUSED_FOR_GOOD:
+                    raise Undeliverable(f"matrix send refused ({code})")
+                raise MatrixError(f"send refused ({code})")
 
     async def _retrying(self, call: Callable[[], Awaitable[Any]], attempts: int = 20) -> Any:
         """`call()` again while the server answers 429, pausing as it says."""
@@ -941,6 +967,12 @@ def _rate_limited(reply: Any) -> bool:
         return True
     transport = getattr(reply, "transport_response", None)
     return getattr(transport, "status", None) == 429
+
+
+# Error codes after which sending the same event again cannot succeed.
+_REFUSED_FOR_GOOD = frozenset(
+    {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE", "M_UNKNOWN_TOKEN"}
+)
 
 
 def _code(reply: Any) -> str:

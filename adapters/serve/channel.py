@@ -36,6 +36,11 @@ class OperatorMessage:
 OperatorHandler = Callable[[OperatorMessage], Awaitable[None]]
 
 
+class Undeliverable(Exception):
+    """An action the network refused for good (a malformed request, a chat that no longer
+    exists): retrying would not help. The message says what was refused, never content."""
+
+
 class Channel(ABC):
     """One chat network. `name` is the `Address.channel` of its users and rooms."""
 
@@ -51,9 +56,14 @@ class Channel(ABC):
         Return once receiving is running (do the receiving in background tasks)."""
 
     @abstractmethod
-    async def perform(self, action: Action) -> None:
+    async def perform(self, action: Action, *, idempotency_key: str | None = None) -> None:
         """Carry out one action addressed to this channel (send a text, a document...).
-        Retries and rate limits are the adapter's business; raise only when it gave up."""
+
+        `idempotency_key` is stable for this action across retries and restarts (the hub's
+        outbox key): a network that can deduplicate (Matrix transaction ids) should use it.
+        Retries and rate limits are the adapter's business. Raise `Undeliverable` when the
+        action can never succeed (the hub drops it); any other exception when it gave up
+        for now (the hub retries later, the conversation's later replies waiting behind)."""
 
     @abstractmethod
     async def stop(self) -> None:

@@ -21,9 +21,26 @@ class ConfigError(Exception):
 
 
 class StoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     sqlite: str = Field("hotline.sqlite3", description="path of the SQLite session store")
     synchronous: str = Field("NORMAL", description="NORMAL, or FULL to survive power cuts")
+    url: str | None = Field(
+        None,
+        description="postgresql://user@host/db: a PostgreSQL store shared by several "
+        "workers, instead of the SQLite file",
+    )
+    schema_: str | None = Field(
+        None, alias="schema", description="PostgreSQL schema for the tables (default: public)"
+    )
+    pool_size: int = Field(
+        10, ge=1, le=200, description="PostgreSQL connections per worker: conversations at once"
+    )
+
+    @model_validator(mode="after")
+    def _check_url(self) -> StoreConfig:
+        if self.url is not None and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("store.url must be a PostgreSQL URL, postgresql://user@host/db")
+        return self
 
 
 class RoomConfig(BaseModel):

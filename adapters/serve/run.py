@@ -26,6 +26,7 @@ from engine.privacy import PrivacyError, SessionKeys, keys_from_env
 from engine.runtime import Engine
 from engine.stores import SQLiteStore
 from engine.stores.base import SessionStore
+from engine.stores.postgres import PostgresStore
 from engine.stores.sqlite import StoreError
 
 PURGE_EVERY = 3600.0  # seconds
@@ -44,16 +45,27 @@ def build_channels(config: ServeConfig, base: Path) -> dict[str, Channel]:
     return channels
 
 
-def open_store(config: ServeConfig, base: Path) -> tuple[SQLiteStore, SessionKeys]:
-    """The encrypted store and the secrets, or a ConfigError saying what to set."""
+def open_store(config: ServeConfig, base: Path) -> tuple[SQLiteStore | PostgresStore, SessionKeys]:
+    """The encrypted store (SQLite, or PostgreSQL when `store.url` is set) and the
+    secrets, or a ConfigError saying what to set."""
     try:
         secrets = keys_from_env(os.environ)
-        store = SQLiteStore(
-            base / config.store.sqlite,
-            sealer=secrets.sealer,
-            identity=secrets.keys.fingerprint(),
-            synchronous=config.store.synchronous,
-        )
+        store: SQLiteStore | PostgresStore
+        if config.store.url is not None:
+            store = PostgresStore(
+                config.store.url,
+                sealer=secrets.sealer,
+                identity=secrets.keys.fingerprint(),
+                schema=config.store.schema_,
+                pool_size=config.store.pool_size,
+            )
+        else:
+            store = SQLiteStore(
+                base / config.store.sqlite,
+                sealer=secrets.sealer,
+                identity=secrets.keys.fingerprint(),
+                synchronous=config.store.synchronous,
+            )
     except (PrivacyError, StoreError) as err:
         raise ConfigError(str(err)) from err
     return store, secrets.keys
@@ -136,13 +148,17 @@ async def _serve(config: ServeConfig, base: Path) -> int:
             await channel.start(hub.deliver)
             started.append(channel)
             log.info("channel %s started", channel.name)
+        # What a previous run committed but could not send leaves now.
+        await hub.start()
         await stop.wait()
     finally:
+        await hub.stop()
         retention.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await retention
         for channel in reversed(started):
             await channel.stop()
+        await store.close_journal()
         store.close()
         if cases is not None:
             cases.close()

@@ -26,6 +26,7 @@ update_id only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
@@ -35,7 +36,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Te
 from telegram.ext import ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from adapters.serve.channel import Channel, Deliver, OperatorHandler
+from adapters.serve.channel import Channel, Deliver, OperatorHandler, Undeliverable
 from adapters.serve.config import ConfigError
 from adapters.telegram.config import TOKEN_ENV, TelegramConfig
 from adapters.telegram.convert import (
@@ -244,6 +245,10 @@ class TelegramChannel(Channel):
             log.warning("skipping update %s: it could not be read (%s)", shown, type(err).__name__)
             self.skipped += 1
             return _done()
+        if work.event is not None:
+            # Telegram's update id identifies the update when it is delivered again.
+            event = dataclasses.replace(work.event, event_id=f"tg:{raw['update_id']}")
+            work = dataclasses.replace(work, event=event)
         if work.chat is None:
             if work.callback_query_id is None:
                 return _done()
@@ -279,7 +284,7 @@ class TelegramChannel(Channel):
 
     # ------------------------------------------------------------------ sending
 
-    async def perform(self, action: Action) -> None:
+    async def perform(self, action: Action, *, idempotency_key: str | None = None) -> None:
         if isinstance(action, SendText):
             await self._send_text(action)
         elif isinstance(action, SendDocument):
@@ -385,8 +390,12 @@ async def _quietly(call: Awaitable[object], what: str) -> None:
 
 
 async def _unless_blocked(call: Awaitable[object]) -> None:
-    """A person who blocked the bot cannot be written to: drop, don't retry or raise."""
+    """A person who blocked the bot cannot be written to: drop, don't retry or raise. A
+    request Telegram refuses as bad would be refused again: `Undeliverable` (the hub drops
+    it); network errors and flood control propagate, and the hub retries later."""
     try:
         await call
     except Forbidden:
         log.info("a message was dropped: the person has blocked the bot")
+    except BadRequest as err:
+        raise Undeliverable(f"telegram refused the request ({err.message[:120]})") from None

@@ -124,12 +124,12 @@ class _Observer(Channel):
     async def stop(self) -> None:  # pragma: no cover - never started
         raise NotImplementedError
 
-    async def perform(self, action: Action) -> None:
+    async def perform(self, action: Action, *, idempotency_key: str | None = None) -> None:
         if isinstance(action, StartHandover):
             chat = int(action.user.chat)
             position = len(self.server.received(chat))
             self.handovers.setdefault(chat, []).append((position, action.queue))
-        await self.channel.perform(action)
+        await self.channel.perform(action, idempotency_key=idempotency_key)
 
 
 class TelegramReplayDriver:

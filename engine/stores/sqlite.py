@@ -13,23 +13,41 @@ rounded down to the hour: enough for retention, too coarse to match a row with a
 The `meta` table holds a canary sealed with the current key: a store opened with keys
 that open nothing is refused at once, instead of failing on each person's next message.
 `secure_delete` overwrites deleted rows, so /forget and purges leave no sealed leftovers.
+
+Schema 3 adds the serving journal (`engine.stores.journal`): `seen` holds the ids of the
+inbound events handled (Telegram update ids, Matrix event ids: no content) and `outbox`
+the sealed actions not sent yet. A step's session, its event id and its actions are
+written in one transaction. One process owns the file: several workers need PostgreSQL.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from engine.conversation import Session
-from engine.privacy import KEYS_VAR, SECRET_VAR, PrivacyError, Sealer
+from engine.conversation import Action, Session
+from engine.privacy import Sealer
 from engine.stores.base import SessionStore
+from engine.stores.canary import CanaryError, checked_canary
+from engine.stores.journal import (
+    SEEN_KEEP_SECONDS,
+    UPDATED_GRAIN,
+    Conversation,
+    Journal,
+    Outgoing,
+    open_action,
+    open_session,
+    outbox_key,
+    seal_action,
+    seal_session,
+)
 
-SCHEMA_VERSION = 2
-UPDATED_GRAIN = 3600.0  # seconds: `updated` as stored in clear, for the retention purge
-CANARY = b"hotline canary\0"
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -41,6 +59,17 @@ CREATE TABLE IF NOT EXISTS meta (
     name     TEXT PRIMARY KEY,
     value    BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (
+    event    TEXT PRIMARY KEY,
+    at       REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    key      TEXT NOT NULL,
+    idem     TEXT NOT NULL,
+    record   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox(key, id);
 """
 
 
@@ -49,7 +78,7 @@ class StoreError(RuntimeError):
     do not open it)."""
 
 
-class SQLiteStore(SessionStore):
+class SQLiteStore(SessionStore, Journal):
     def __init__(
         self,
         path: str | Path,
@@ -108,65 +137,63 @@ class SQLiteStore(SessionStore):
             )
 
     def _check_canary(self, identity: bytes) -> None:
-        expected = CANARY + identity
         row = self._db.execute("SELECT value FROM meta WHERE name = 'canary'").fetchone()
-        if row is None:
-            sessions = self._db.execute("SELECT count(*) FROM sessions").fetchone()[0]
-            if sessions:
-                raise StoreError(f"{self.path}: the store's key check (canary) is missing")
-        else:
-            try:
-                found = self.sealer.open(row[0], b"canary")
-            except PrivacyError as err:
-                raise StoreError(
-                    f"{self.path}: {KEYS_VAR} does not open this session store (none of its "
-                    "keys is the one the store was sealed with). Set it to the keys in use "
-                    "when the store was last written, newest first; a new key goes in front "
-                    "of the old ones, never instead of them"
-                ) from err
-            if found != expected:
-                raise StoreError(
-                    f"{self.path}: {SECRET_VAR} differs from the one this store was created "
-                    "with: nobody's session would be found. Set it back to that secret"
-                )
-            if self.sealer.sealed_with_current(row[0]):
-                return
-        # A new store, or keys rotated: the canary is (re)sealed with the current key.
-        self._db.execute(
-            "INSERT INTO meta(name, value) VALUES ('canary', ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            (self.sealer.seal(expected, b"canary"),),
-        )
+        sessions = self._db.execute("SELECT count(*) FROM sessions").fetchone()[0]
+        try:
+            renewed = checked_canary(
+                row[0] if row else None, bool(sessions), self.sealer, identity, self.path
+            )
+        except CanaryError as err:
+            raise StoreError(str(err)) from err
+        if renewed is not None:
+            self._db.execute(
+                "INSERT INTO meta(name, value) VALUES ('canary', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (renewed,),
+            )
 
     def load(self, key: str) -> Session | None:
         with self._lock:
-            row = self._db.execute("SELECT record FROM sessions WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        plain = self.sealer.open(row[0], key.encode("utf-8"))
-        return Session.from_record(key, json.loads(plain))
+            return self._load(key)
+
+    def _load(self, key: str) -> Session | None:
+        """`load` for a caller that holds the lock."""
+        row = self._db.execute("SELECT record FROM sessions WHERE key = ?", (key,)).fetchone()
+        return None if row is None else open_session(self.sealer, key, row[0])
 
     def save(self, session: Session) -> None:
-        record = json.dumps(session.to_record(), ensure_ascii=False, separators=(",", ":"))
-        sealed = self.sealer.seal(record.encode("utf-8"), session.key.encode("utf-8"))
-        updated = session.updated // UPDATED_GRAIN * UPDATED_GRAIN
+        row = seal_session(self.sealer, session)
         with self._lock:
             # With isolation_level=None each statement is its own transaction: one per step.
-            self._db.execute(
-                "INSERT INTO sessions(key, updated, record) VALUES (?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET updated = excluded.updated, "
-                "record = excluded.record",
-                (session.key, updated, sealed),
-            )
+            self._db.execute(_UPSERT, row)
 
     def delete(self, key: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+            self._db.execute("DELETE FROM outbox WHERE key = ?", (key,))
 
     def purge_idle(self, older_than: float) -> int:
         with self._lock:
             cursor = self._db.execute("DELETE FROM sessions WHERE updated < ?", (older_than,))
+            # Event ids are kept only as long as a channel may deliver the same event again.
+            self._db.execute("DELETE FROM seen WHERE at < ?", (time.time() - SEEN_KEEP_SECONDS,))
         return cursor.rowcount
+
+    # ------------------------------------------------------------------ the journal
+
+    @asynccontextmanager
+    async def conversation(self, key: str) -> AsyncIterator[Conversation]:
+        # One process owns the file, and the hub runs one event at a time per key in it.
+        yield _SQLiteConversation(self, key)
+
+    async def keys_with_pending(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT key FROM outbox").fetchall()
+        return [row[0] for row in rows]
+
+    def outbox_size(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
     def count(self) -> int:
         with self._lock:
@@ -175,6 +202,79 @@ class SQLiteStore(SessionStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+_UPSERT = (
+    "INSERT INTO sessions(key, updated, record) VALUES (?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET updated = excluded.updated, record = excluded.record"
+)
+
+
+class _SQLiteConversation(Conversation):
+    __slots__ = ("_store", "key")
+
+    def __init__(self, store: SQLiteStore, key: str) -> None:
+        self._store = store
+        self.key = key
+
+    async def seen(self, event_id: str) -> bool:
+        if not event_id:
+            return False
+        store = self._store
+        with store._lock:
+            row = store._db.execute("SELECT 1 FROM seen WHERE event = ?", (event_id,)).fetchone()
+        return row is not None
+
+    async def load(self) -> Session | None:
+        store = self._store
+        with store._lock:
+            return store._load(self.key)
+
+    async def commit(
+        self, session: Session | None, event_id: str, actions: Sequence[Action]
+    ) -> None:
+        store, key = self._store, self.key
+        # Sealing happens before the transaction: the lock is held for the writes only.
+        row = None if session is None else seal_session(store.sealer, session)
+        queued = [
+            (key, outbox_key(event_id, index), seal_action(store.sealer, key, action))
+            for index, action in enumerate(actions)
+        ]
+        with store._lock:
+            db = store._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if row is None:
+                    db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+                    db.execute("DELETE FROM outbox WHERE key = ?", (key,))
+                else:
+                    db.execute(_UPSERT, row)
+                if event_id:
+                    db.execute(
+                        "INSERT OR IGNORE INTO seen(event, at) VALUES (?, ?)",
+                        (event_id, time.time() // UPDATED_GRAIN * UPDATED_GRAIN),
+                    )
+                if queued:
+                    db.executemany("INSERT INTO outbox(key, idem, record) VALUES (?, ?, ?)", queued)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    async def pending(self) -> list[Outgoing]:
+        store, key = self._store, self.key
+        with store._lock:
+            rows = store._db.execute(
+                "SELECT id, idem, record FROM outbox WHERE key = ? ORDER BY id", (key,)
+            ).fetchall()
+        return [
+            Outgoing(id, idem, open_action(store.sealer, key, sealed)) for id, idem, sealed in rows
+        ]
+
+    async def sent(self, item: Outgoing) -> None:
+        store = self._store
+        with store._lock:
+            store._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
 
 
 def _checked_sync(value: str) -> str:
