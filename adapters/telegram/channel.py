@@ -189,6 +189,7 @@ class TelegramChannel(Channel):
                 path=hook.served_path,
                 listen=hook.listen,
                 port=hook.port,
+                reuse_port=hook.reuse_port,
             )
             await self._webhook.start()
             await self.bot.set_webhook(

@@ -11,6 +11,7 @@
         port: 8443
         path: /telegram                # defaults to the path of `url`
         max_connections: 40
+        reuse_port: false              # true: several workers share the port (PostgreSQL)
       rate_limit:
         overall_per_second: 30         # 0: no overall limit (a self-hosted server)
         per_chat_per_second: 1
@@ -49,6 +50,11 @@ class WebhookConfig(BaseModel):
     port: int = Field(8443, ge=0, le=65535)
     path: str | None = Field(None, description="request path served; default: url's path")
     max_connections: int = Field(40, ge=1, le=100)
+    reuse_port: bool = Field(
+        False,
+        description="let several `hotline serve` workers listen on the same port (Linux "
+        "SO_REUSEPORT; the kernel spreads Telegram's requests over them); needs store.url",
+    )
 
     @property
     def served_path(self) -> str:

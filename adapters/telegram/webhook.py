@@ -31,8 +31,18 @@ Submit = Callable[[Mapping[str, Any]], "asyncio.Future[None]"]
 
 
 class WebhookServer:
-    def __init__(self, submit: Submit, secret: str, *, path: str, listen: str, port: int) -> None:
+    def __init__(
+        self,
+        submit: Submit,
+        secret: str,
+        *,
+        path: str,
+        listen: str,
+        port: int,
+        reuse_port: bool = False,
+    ) -> None:
         self.submit = submit
+        self.reuse_port = reuse_port
         self._secret = secret.encode()
         self.path = path
         self.listen = listen
@@ -46,7 +56,9 @@ class WebhookServer:
         # No access log: Telegram's requests carry nothing we want on disk.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.listen, self.port)
+        # reuse_port: several worker processes bind the same port and the kernel spreads
+        # the connections over them (one webhook URL, several workers).
+        site = web.TCPSite(self._runner, self.listen, self.port, reuse_port=self.reuse_port or None)
         await site.start()
         server = site._server
         if server is not None and getattr(server, "sockets", None):
