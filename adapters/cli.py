@@ -16,6 +16,7 @@ COMMANDS = (
     "route",
     "serve",
     "purge",
+    "stats",
     "keygen",
     "graph",
     "transcripts",

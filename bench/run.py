@@ -4,7 +4,10 @@ Figures (bench/README.md explains each):
 1. steps/s through whole conversations of the example flows, MemoryStore and SQLiteStore
    (a step = store.load + engine.handle + store.save of one inbound event);
 2. bytes per session with 10,000 and 100,000 sessions alive in a MemoryStore;
-3. seconds to load and check a generated folder of 2,000 steps.
+3. seconds to load and check a generated folder of 2,000 steps;
+4.-5. updates/s through the Telegram and Matrix adapters with the network stubbed, beside
+   PTB and nio baselines on the same updates (bench/telegram_path.py, bench/matrix_path.py);
+6. a cProfile of the Telegram path (bench/profile_telegram.py, bench/profiles/).
 `info` rows without a target split the costs (the engine without documents, one document,
 SQLite with fsync, Engine() on the big folder). Prints a table (value, target, PASS/FAIL)
 and a JSON document with the environment.
@@ -170,6 +173,10 @@ class Result:
 
 
 def _number(value: float, unit: str) -> str:
+    if unit == "updates/s":  # the cost of one update beside the rate: both are asked for
+        return f"{value:,.0f} updates/s ({1e6 / value:,.0f} µs)" if value else "0 updates/s"
+    if unit == "x":
+        return f"{value:.2f}x"
     if unit == "s":
         return f"{value:.3f} s"
     if unit == "B":
@@ -671,6 +678,157 @@ def bench_replay(settings: Settings) -> list[Result]:
     ]
 
 
+# Telegram and Matrix paths (bench/telegram_path.py, bench/matrix_path.py): people per run,
+# runs per contender (the best counts), by FULL / QUICK.
+PATH_USERS = {True: 10, False: 120}
+PATH_REPS = {True: 1, False: 5}
+MATRIX_USERS = {True: 10, False: 100}
+MATRIX_REPS = {True: 1, False: 3}
+
+
+def _path_row(id_: str, name: str, figures: dict[str, Any]) -> Result:
+    return Result(
+        id_,
+        name,
+        figures["updates_per_s"],
+        "updates/s",
+        details=figures,
+        cpu_value=figures["cpu_updates_per_s"],
+    )
+
+
+def bench_telegram(settings: Settings, flows_dir: Path) -> list[Result]:
+    from bench import telegram_path as tp
+
+    quick = settings is QUICK
+    data = tp.measure(flows_dir, PATH_USERS[quick], PATH_REPS[quick], log)
+    figures = data["contenders"]
+    common = {k: v for k, v in data.items() if k not in ("contenders", "ratios")}
+    rows = [
+        _path_row("telegram_ptb_echo", "Telegram path: bare PTB echo bot", figures[tp.ECHO]),
+        _path_row(
+            "telegram_ptb_conversation_handler",
+            "Telegram path: hand-written PTB ConversationHandler, same flow",
+            figures[tp.CONVERSATION],
+        ),
+        _path_row(
+            "telegram_hotline_memory",
+            "Telegram path: hotline (channel, hub, engine), MemoryStore",
+            figures[tp.HOTLINE_MEMORY],
+        ),
+        _path_row(
+            "telegram_hotline_sqlite",
+            "Telegram path: hotline (channel, hub, engine), SQLiteStore",
+            figures[tp.HOTLINE_SQLITE],
+        ),
+    ]
+    for row in rows:
+        row.details = {**common, **row.details}
+    for id_, name, key in (
+        (
+            "telegram_ratio_sqlite_vs_echo",
+            "cost per update: hotline SQLite / PTB echo",
+            "sqlite_vs_echo",
+        ),
+        (
+            "telegram_ratio_memory_vs_conversation_handler",
+            "cost per update: hotline memory / PTB ConversationHandler",
+            "memory_vs_conversation_handler",
+        ),
+    ):
+        ratio = data["ratios"][key]
+        rows.append(
+            Result(
+                id_,
+                name,
+                ratio["ratio"],
+                "x",
+                ratio["target"],
+                "<=",
+                details=ratio,
+                cpu_value=ratio["cpu_ratio"],
+            )
+        )
+    log(
+        "  Telegram: "
+        + ", ".join(f"{r.id.removeprefix('telegram_')} {_number(r.value, r.unit)}" for r in rows)
+    )
+    return rows
+
+
+def bench_matrix(settings: Settings, flows_dir: Path) -> list[Result]:
+    from bench import matrix_path as mp
+
+    quick = settings is QUICK
+    data = mp.measure(flows_dir, MATRIX_USERS[quick], MATRIX_REPS[quick], log)
+    figures = data["contenders"]
+    rows = [
+        _path_row("matrix_nio_echo", "Matrix path: bare nio echo callback", figures[mp.ECHO]),
+        _path_row(
+            "matrix_hotline_memory",
+            "Matrix path: hotline (channel, hub, engine), MemoryStore",
+            figures[mp.HOTLINE_MEMORY],
+        ),
+        _path_row(
+            "matrix_hotline_sqlite",
+            "Matrix path: hotline (channel, hub, engine), SQLiteStore",
+            figures[mp.HOTLINE_SQLITE],
+        ),
+    ]
+    for store, key in (("memory", mp.HOTLINE_MEMORY), ("SQLite", mp.HOTLINE_SQLITE)):
+        ratio = data["ratios_to_echo"][key]
+        rows.append(
+            Result(
+                f"matrix_ratio_{store.lower()}_vs_echo",
+                f"cost per update: Matrix hotline {store} / nio echo",
+                ratio["ratio"],
+                "x",
+                details=ratio,
+                cpu_value=ratio["cpu_ratio"],
+            )
+        )
+    log(
+        "  Matrix: "
+        + ", ".join(f"{r.id.removeprefix('matrix_')} {_number(r.value, r.unit)}" for r in rows)
+    )
+    return rows
+
+
+def bench_profile(settings: Settings) -> list[Result]:
+    """cProfile of the Telegram path; the full run rewrites bench/profiles/telegram-path.txt."""
+    from bench import profile_telegram
+
+    quick = settings is QUICK
+    out = None if quick else profile_telegram.OUT
+    users = PATH_USERS[quick] if quick else 100
+    stats, updates, seconds = profile_telegram.collect(users, "sqlite")
+    text = profile_telegram.report(stats, updates, seconds, "sqlite", 30)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    components = profile_telegram.working(profile_telegram.by_component(stats))
+    total = sum(components.values())
+    largest = sorted(components.items(), key=lambda kv: -kv[1])[:3]
+    log("  largest costs: " + "; ".join(f"{n} {v / total:.0%}" for n, v in largest))
+    return [
+        Result(
+            "profile_telegram_us_per_update",
+            "Telegram path, SQLite, under cProfile (profile in bench/profiles)",
+            total / updates * 1e6,
+            "µs",
+            details={
+                "file": None if out is None else str(out.relative_to(ROOT)),
+                "updates": updates,
+                "largest_costs": {n: round(v / total, 3) for n, v in largest},
+                "us_per_update_by_component": {
+                    n: round(v / updates * 1e6, 1)
+                    for n, v in sorted(components.items(), key=lambda kv: -kv[1])
+                },
+            },
+        )
+    ]
+
+
 def _cold_load(folder: str) -> float | None:
     """Wall time of a fresh interpreter importing the engine and loading `folder`, as
     `hotline check` would (informational)."""
@@ -729,6 +887,34 @@ def markdown(results: list[Result], env: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def bench_burst(settings: Settings) -> list[Result]:
+    """2,000 people x 10 messages over real HTTP through the local Bot API server."""
+    from bench import burst
+
+    return [Result(**row) for row in burst.run(settings is QUICK)]
+
+
+def bench_serving_memory(settings: Settings) -> list[Result]:
+    """RSS of a serving process with 100,000 stored conversations and 1,000 active."""
+    from bench import serving_memory
+
+    return [Result(**row) for row in serving_memory.run(settings is QUICK)]
+
+
+PARTS = (
+    "steps",
+    "memory",
+    "load",
+    "routing",
+    "replay",
+    "telegram",
+    "matrix",
+    "profile",
+    "burst",
+    "serving-memory",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (< 15 s)")
@@ -737,14 +923,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("steps", "memory", "load", "routing", "replay"),
+        choices=PARTS,
         help="run only these parts (repeatable)",
     )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
-    parts = args.only or ["steps", "memory", "load", "routing", "replay"]
+    parts = args.only or list(PARTS)
     flows_dir = Path(args.flows)
     env = environment(args.quick)
     started = time.perf_counter()
@@ -757,6 +943,11 @@ def main(argv: list[str] | None = None) -> int:
         ("load", "load and check", lambda: bench_load(settings)),
         ("routing", "routing a typed question", lambda: bench_routing(settings)),
         ("replay", "replaying transcripts", lambda: bench_replay(settings)),
+        ("telegram", "Telegram path (stub network)", lambda: bench_telegram(settings, flows_dir)),
+        ("matrix", "Matrix path (stub transport)", lambda: bench_matrix(settings, flows_dir)),
+        ("profile", "profile of the Telegram path", lambda: bench_profile(settings)),
+        ("burst", "burst over real HTTP", lambda: bench_burst(settings)),
+        ("serving-memory", "memory of a serving process", lambda: bench_serving_memory(settings)),
     ):
         if part in parts:
             log(f"{title}...")

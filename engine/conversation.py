@@ -30,7 +30,25 @@ class InboundKind(StrEnum):
     TEXT = "text"  # something typed (commands are recognised by the engine)
     PRESS = "press"  # a button pressed; `payload` is the button's payload
     CLOSE = "close"  # an operator closed the person's hand-over
-    UNSUPPORTED = "unsupported"  # a photo, sticker, voice message...: answered politely
+    UNSUPPORTED = "unsupported"  # a sticker, location, poll...: answered politely
+    # A document or photo (`Inbound.attachment`): passed on to the lawyer during a hand-over,
+    # otherwise answered like UNSUPPORTED. `text` is its caption, if any.
+    FILE = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file, by reference: the channel it arrived on fetches the bytes only when the file
+    is passed on (`Channel.fetch_file(ref)`), so events and stored actions stay small.
+
+    `ref` is that channel's own handle (a Telegram file_id, a Matrix mxc:// URL or the
+    encrypted file's info), `size` the size it reported (0: unknown). Like a message's text,
+    none of it is ever logged."""
+
+    ref: str
+    file_name: str
+    mime_type: str
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +61,7 @@ class Inbound:
     # The channel's id of the update ("tg:<update_id>", a Matrix event id): a stored step
     # remembers it, so the same update delivered again is not handled twice. "" = none.
     event_id: str = ""
+    attachment: Attachment | None = None  # with InboundKind.FILE
 
     @staticmethod
     def typed(address: Address, text: str, language_hint: str | None = None) -> Inbound:
@@ -51,6 +70,21 @@ class Inbound:
     @staticmethod
     def press(address: Address, payload: str, language_hint: str | None = None) -> Inbound:
         return Inbound(InboundKind.PRESS, address, payload=payload, language_hint=language_hint)
+
+    @staticmethod
+    def file(
+        address: Address,
+        attachment: Attachment,
+        caption: str = "",
+        language_hint: str | None = None,
+    ) -> Inbound:
+        return Inbound(
+            InboundKind.FILE,
+            address,
+            text=caption,
+            language_hint=language_hint,
+            attachment=attachment,
+        )
 
 
 # --------------------------------------------------------------------------- outbound
@@ -151,11 +185,13 @@ class StartHandover:
 
 @dataclass(frozen=True, slots=True)
 class RelayToOperator:
-    """A message the person wrote while their case is open."""
+    """A message the person wrote while their case is open; with `attachment`, a file they
+    sent (`text` is then its caption, possibly empty)."""
 
     user: Address
     queue: str
     text: str
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)

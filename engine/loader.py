@@ -36,7 +36,7 @@ from engine.model import (
     Text,
 )
 from engine.schemacheck import LANGUAGE_CODE, validate_with_schema
-from engine.texts import DEFAULT_TEXTS, TEXT_KEYS
+from engine.texts import DEFAULT_TEXTS, TEXT_KEYS, TEXT_PLACEHOLDERS
 from engine.yamlsafe import LocatedMap, YamlProblem, load_yaml
 
 BOT_FILE = "bot.yaml"
@@ -650,7 +650,21 @@ def _bot_settings(
     if isinstance(raw_texts, LocatedMap):
         for key, value in raw_texts.items():
             if key in TEXT_KEYS and _is_text(value):
-                texts[key] = ctx.text(value, raw_texts.value_at(key), f"texts.{key}", uses)
+                own: list[_TextUse] = []
+                texts[key] = ctx.text(value, raw_texts.value_at(key), f"texts.{key}", own)
+                # The desk's texts have placeholders of their own ({position}...); only those.
+                allowed = TEXT_PLACEHOLDERS.get(key, frozenset())
+                for use in own:
+                    wrong = [name for name in use.variables if name not in allowed]
+                    if wrong and allowed:
+                        names = ", ".join("{" + n + "}" for n in sorted(allowed))
+                        report.error(
+                            display,
+                            use.position,
+                            f"texts.{key}: {{{wrong[0]}}} is not known here; it can use {names}",
+                        )
+                    elif wrong:
+                        uses.append(use)
     queues: dict[str, Text] = {}
     raw_queues = document.get("handover")
     if isinstance(raw_queues, LocatedMap):

@@ -62,6 +62,7 @@ MAX_AUTOMATIC_STEPS = 500
 MAX_HISTORY = 30
 COMMANDS = ("start", "back", "restart", "language", "lawyer", "forget", "help", "cancel")
 LAWYER_OFFER = "/lawyer"  # in Session.offers: the "talk to a lawyer" button
+NO_FLOW = "-"  # the counts' label of a hand-over begun outside any flow (not a flow id)
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 
 
@@ -75,6 +76,11 @@ class Outcome:
     # every step entered, and every move taken as (flow, step, move index).
     visited: tuple[tuple[str, str], ...] = ()
     moves: tuple[tuple[str, str, int], ...] = ()
+    # What happened worth counting, as (event, label): ("start", flow), ("complete", flow),
+    # ("handover", flow), ("queue", queue), ("error", kind). Labels are flow ids, queue ids
+    # and error kinds only, never anything about the person. See `_Turn.count` for what
+    # each means. Empty (the shared `()`, nothing allocated) for most events.
+    counts: tuple[tuple[str, str], ...] = ()
 
 
 class _Cursor:
@@ -120,6 +126,37 @@ def _move_targets(step: Step) -> list[Target]:
     return step.targets()
 
 
+# A button by where it is shown ("flow.step", or _MENU / _LANGUAGES) and its payload index.
+ButtonKey = tuple[str, int]
+_MENU, _LANGUAGES = "#menu", "#languages"  # '#' never starts a flow id
+
+
+def _button_meanings(flows: FlowSet) -> dict[ButtonKey, object]:
+    """What pressing each button the flows can show stands for: the flow a menu button
+    starts, the language a language button picks, the label of a choice or an option (in
+    every language). A changed label counts as a changed button: the person pressed the
+    words they read, so the old press is stale rather than read as the new words."""
+    meanings: dict[ButtonKey, object] = {}
+    for index, language in enumerate(flows.bot.languages):
+        meanings[(_LANGUAGES, index)] = language
+    for index, fid in enumerate(flows.bot.menu.flows):
+        meanings[(_MENU, index)] = fid
+    for flow in flows.flows.values():
+        for step in flow.steps.values():
+            where = f"{flow.id}.{step.name}"
+            if step.kind is StepKind.CHOICES:
+                for index, choice in enumerate(step.choices):
+                    meanings[(where, index)] = ("choice", _words(choice.label))
+            elif step.input is not None:
+                for index, option in enumerate(step.input.options):
+                    meanings[(where, index)] = ("option", _words(option))
+    return meanings
+
+
+def _words(text: Text) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(text.by_language.items()))
+
+
 class Engine:
     """Runs a checked FlowSet. Thread-compatible: use one event at a time per session."""
 
@@ -143,6 +180,11 @@ class Engine:
         self.clock = clock or dt.datetime.now
         self._machines = {fid: _FlowMachine(flow) for fid, flow in flows.flows.items()}
         self._cursor = _Cursor()
+        # What each button stands for, and (after `take_over`) when that last changed.
+        self._meanings = _button_meanings(flows)
+        self._changed: dict[ButtonKey, float] = {}
+        # A session last seen since then was moved by this engine: it fits these flows.
+        self._active_since = time.time()
 
     # ------------------------------------------------------------------ public
 
@@ -156,7 +198,7 @@ class Engine:
     def handle(self, session: Session | None, event: Inbound) -> Outcome:
         """Apply one inbound event. `session` is None for someone the bot does not know yet."""
         if session is None:
-            if event.kind is InboundKind.UNSUPPORTED:
+            if event.kind in (InboundKind.UNSUPPORTED, InboundKind.FILE):
                 # A photo from a stranger: answer, and keep nothing at all about them.
                 turn = _Turn(
                     self,
@@ -166,16 +208,19 @@ class Engine:
                 turn.say(turn.text("unsupported_message"))
                 return Outcome(None, turn.actions)
             session = self.new_session(self.key(event.address), event.language_hint, event.text)
+            seen: float | None = None
         else:
+            # When this person last wrote: what they have on screen may predate a reload.
+            seen = session.updated
             session = session.copy()
         session.updated = time.time()
         turn = _Turn(self, session, event.address)
         if self.trace:
             turn.visited, turn.moves = [], []
         try:
-            turn.dispatch(event)
+            turn.begin(event, seen)
         except _Forget:
-            return Outcome(None, turn.actions, *turn.traced())
+            return Outcome(None, turn.actions, *turn.traced(), counts=turn.tally())
         except _RunawayChain:
             log.error(
                 "flow %s stopped after %d automatic steps; check its branch conditions",
@@ -186,7 +231,36 @@ class Engine:
             session.flow = session.step = None
             session.stack.clear()
             turn.actions.append(SendText(event.address, turn.text("error")))
-        return Outcome(session, turn.actions, *turn.traced())
+            turn.count("error", "runaway")
+        return Outcome(session, turn.actions, *turn.traced(), counts=turn.tally())
+
+    def take_over(self, previous: Engine, now: float | None = None) -> None:
+        """Call right before this engine replaces `previous` in a running bot (between two
+        events, as `adapters.serve.reload` does).
+
+        Buttons carry only "<turn>.<index>", so a press made on a message shown before the
+        reload must not be read against the new flows if the button at that index now
+        means something else. Each button whose meaning differs from `previous`'s is marked
+        as changed `now`, and so is one that is gone (should it come back, a press on the
+        old one is stale); the other marks are kept. A button no engine had before cannot
+        be on anybody's screen: it is not marked, so adding a choice at the end leaves the
+        others pressable. A conversation last seen before a mark on a button it has on
+        screen gets fresh buttons (`_Turn.begin`). A bot started afresh has no previous
+        engine: it only restarts the conversations whose step is gone."""
+        now = time.time() if now is None else now
+        old, mine = previous._meanings, self._meanings
+        changed = dict(previous._changed)
+        for key, meaning in mine.items():
+            if key in old:
+                if old[key] != meaning:
+                    changed[key] = now
+            elif key in changed:  # back after it was gone
+                changed[key] = now
+        for key in old:
+            if key not in mine:
+                changed[key] = now
+        self._changed = changed
+        self._active_since = now
 
     # ------------------------------------------------------------------ helpers for _Turn
 
@@ -219,7 +293,7 @@ class _RunawayChain(Exception):
 class _Turn:
     """The handling of one inbound event: mutates its own session copy, collects actions."""
 
-    __slots__ = ("actions", "address", "engine", "moves", "session", "visited")
+    __slots__ = ("actions", "address", "counts", "engine", "moves", "session", "visited")
 
     def __init__(self, engine: Engine, session: Session, address: Address) -> None:
         self.engine = engine
@@ -228,6 +302,30 @@ class _Turn:
         self.actions: list[Action] = []
         self.visited: list[tuple[str, str]] | None = None
         self.moves: list[tuple[str, str, int]] | None = None
+        self.counts: list[tuple[str, str]] | None = None  # made on the first count only
+
+    def count(self, event: str, label: str) -> None:
+        """Note something for the metrics and `hotline stats`. A conversation is counted
+        for the flow it began in (`session.path[0]`: picked from the menu, routed to, or
+        /restart-ed), so per flow `complete / start` is that topic's completion rate:
+        - start: a flow was begun (menu, typed question, /restart, /lawyer's flow);
+        - complete: an `end` was reached with nothing to return to. A goto into another
+          flow is the same conversation; a called flow's `end` that returns to its caller
+          is not a completion (the caller goes on), only the outermost end counts;
+        - handover, queue: a hand-over began, counted for the flow (or NO_FLOW, /lawyer
+          from the menu) and for the queue;
+        - error: the flow misbehaved at run time (a runaway chain, a failing condition)."""
+        if self.counts is None:
+            self.counts = []
+        self.counts.append((event, label))
+
+    def tally(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.counts) if self.counts else ()
+
+    def entry_flow(self, fallback: str | None = None) -> str:
+        """The flow this conversation began in, for the counts."""
+        path = self.session.path
+        return path[0] if path else (fallback or NO_FLOW)
 
     def traced(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, int], ...]]:
         return tuple(self.visited or ()), tuple(self.moves or ())
@@ -274,7 +372,17 @@ class _Turn:
                 s.flow = s.step = None
                 self.say(self.text("handover_closed"))
             return
-        if event.kind is InboundKind.UNSUPPORTED:
+        if event.kind is InboundKind.FILE and event.attachment is not None:
+            if s.status is Status.HANDOVER:
+                # A document for the lawyer: passed on by reference (the desk fetches it);
+                # nothing of it, not even its caption, is kept in the session.
+                assert s.queue is not None
+                relay = RelayToOperator(self.address, s.queue, clean(event.text), event.attachment)
+                self.actions.append(relay)
+            else:
+                self.say(self.text("unsupported_message"))
+            return
+        if event.kind in (InboundKind.UNSUPPORTED, InboundKind.FILE):
             if s.status is not Status.HANDOVER:
                 self.say(self.text("unsupported_message"))
             return
@@ -292,6 +400,127 @@ class _Turn:
             self.on_answer(text)
         else:
             self.on_question(text)
+
+    # ------------------------------------------------------------------ after a reload
+
+    def begin(self, event: Inbound, seen: float | None) -> None:
+        """Dispatch `event`, first making sure the stored session still fits the loaded
+        flows (they may have been reloaded since the person last wrote, at `seen`).
+
+        - Its step (or a call it is inside, or a menu offer) is gone: a polite restart.
+        - Its step is there but buttons it has on screen changed meaning: those buttons
+          are made stale, so a press (or a typed button number) made on them is never
+          read as the new button at the same index.
+        - Otherwise it carries on unchanged, answers included. /back skips questions that
+          are gone. A hand-over is left alone: a human has the conversation."""
+        s = self.session
+        if seen is None or seen > self.engine._active_since or s.status is Status.HANDOVER:
+            self.dispatch(event)  # the common case: nothing reloaded since the last message
+            return
+        if not self.still_fits():
+            self.restart_after_update(event)
+            return
+        if self.engine._changed and not self.screen_current(seen):
+            s.turn += 1  # every button shown before the change is stale now
+            if event.kind is InboundKind.TEXT and self.button_number(event.text):
+                self.say(self.text("moved_on"))
+                self.present_current()
+                return
+            turn = s.turn
+            self.dispatch(event)
+            # /help or a photo shows no buttons: show the current ones, so that the old
+            # ones are not pressed or their numbers typed.
+            asking = s.status in (Status.ASKING, Status.MENU)
+            if s.turn == turn and asking and event.kind is not InboundKind.CLOSE:
+                self.present_current()
+            return
+        self.dispatch(event)
+
+    def still_fits(self) -> bool:
+        """Whether the session's position exists in the loaded flows. Trims on the way what
+        can go without a restart: a language the bot no longer speaks, flows gone from the
+        path (for /restart), and /back history up to the last question that is gone."""
+        s = self.session
+        bot = self.engine.bot
+        flows = self.engine.flows.flows
+        if s.language not in bot.languages:
+            s.language = bot.default_language
+        if any(fid not in flows for fid in s.path):
+            s.path[:] = [fid for fid in s.path if fid in flows]
+        for index in range(len(s.history) - 1, -1, -1):
+            frame = s.history[index]
+            if not self.fits(frame.flow, frame.step, frame.stack):
+                del s.history[: index + 1]
+                break
+        if s.status is Status.ASKING:
+            return self.fits(s.flow, s.step, tuple(s.stack))
+        if s.status is Status.MENU:
+            return all(fid == LAWYER_OFFER or fid in flows for fid in s.offers)
+        return True
+
+    def fits(
+        self, flow_id: str | None, step_name: str | None, stack: tuple[tuple[str, str], ...]
+    ) -> bool:
+        """A question the person can be at: it exists and waits for an answer, and every
+        call it is inside is still a call step (whose return is its move 0)."""
+        flows = self.engine.flows.flows
+        flow = flows.get(flow_id) if flow_id is not None else None
+        step = flow.steps.get(step_name) if flow is not None and step_name is not None else None
+        if step is None or not step.waits_for_user:
+            return False
+        for caller_flow, caller_step in stack:
+            caller = flows.get(caller_flow)
+            call = caller.steps.get(caller_step) if caller is not None else None
+            if call is None or call.kind is not StepKind.CALL:
+                return False
+        return True
+
+    def screen_current(self, seen: float) -> bool:
+        """Whether every button the person may have on screen means what it did at `seen`."""
+        s = self.session
+        changed = self.engine._changed
+        keys = [(_LANGUAGES, i) for i in range(len(self.engine.bot.languages))]
+        if s.status is Status.MENU and not s.offers:
+            keys += [(_MENU, i) for i in range(len(self.engine.bot.menu.flows))]
+        elif s.status is Status.ASKING:
+            step = self.current_step()
+            count = len(step.choices) or (len(step.input.options) if step.input else 0)
+            keys += [(f"{step.flow}.{step.name}", i) for i in range(count)]
+        return all(key not in changed or changed[key] < seen for key in keys)
+
+    def button_number(self, text: str) -> bool:
+        """Typed text that is a button's number ("2") where buttons are on screen."""
+        s = self.session
+        if not clean(text).rstrip(".)").isdigit():
+            return False
+        if s.status is Status.MENU:
+            return True
+        if s.status is Status.ASKING:
+            step = self.current_step()
+            return bool(step.choices or (step.input is not None and step.input.options))
+        return False
+
+    def restart_after_update(self, event: Inbound) -> None:
+        """The person's step is gone from the reloaded flows: say so and show the menu.
+        The event is not read against a step it was not meant for; only the commands that
+        do not depend on where the person was are carried out as usual."""
+        log.info("a conversation's step is gone after a flows reload: restarted politely")
+        s = self.session
+        command = _command(clean(event.text)) if event.kind is InboundKind.TEXT else None
+        name = command[0] if command is not None else None
+        if event.kind is InboundKind.CLOSE or name in ("forget", "lawyer"):
+            self.dispatch(event)
+            return
+        if name == "restart" and s.path:
+            self.dispatch(event)  # the topic still exists: start it again, as asked
+            return
+        self.reset()
+        self.say(self.text("flows_updated"))
+        if command is not None and name in ("help", "language"):
+            self.on_command(*command)
+            if name == "language":
+                return  # it ends with the menu or the language buttons
+        self.show_menu()
 
     # ------------------------------------------------------------------ commands
 
@@ -516,6 +745,7 @@ class _Turn:
     def start_flow(self, flow_id: str) -> None:
         self.reset()
         self.session.path.append(flow_id)
+        self.count("start", flow_id)
         flow = self.engine.flows.flows[flow_id]
         self.run(Target(flow_id, flow.start))
 
@@ -558,6 +788,7 @@ class _Turn:
                     caller_flow, caller_step = s.stack.pop()
                     target = self.move(caller_flow, caller_step, 0)
                     continue
+                self.count("complete", self.entry_flow(step.flow))
                 # The conversation is over: keep nothing it no longer needs.
                 s.status = Status.IDLE
                 s.flow = s.step = None
@@ -575,6 +806,7 @@ class _Turn:
                 if arm.condition.test(self.session.answers, today):
                     return index
             except EvaluationError as err:
+                self.count("error", "condition")
                 # Never log the values: only where, and the kind of problem.
                 log.warning(
                     "condition of %s.%s arm %d failed (%s); taking the next arm",
@@ -666,6 +898,9 @@ class _Turn:
 
     def open_handover(self, queue: str) -> None:
         s = self.session
+        # /lawyer from the menu or after an end is no flow's hand-over.
+        self.count("handover", self.entry_flow() if s.flow is not None else NO_FLOW)
+        self.count("queue", queue)
         s.status = Status.HANDOVER
         s.queue = queue
         answers = tuple((name, format_value(value)) for name, value in s.answers.items())

@@ -172,9 +172,10 @@ async def test_the_persons_messages_go_to_the_thread_and_replies_come_back_as_la
 async def test_take_close_and_note() -> None:
     s = Setup()
     ticket = await s.handed_over()
-    sent_before = len(s.person.sent)
     await s.room.say("!take", ticket, sender="@boris:example.org")
     assert s.room.in_thread(ticket)[-1].endswith("taken by @boris:example.org.")
+    assert s.person.texts()[-1] == "A lawyer has taken your case and will answer here."
+    sent_before = len(s.person.sent)
     await s.room.say("/note calls back tomorrow", ticket)
     assert len(s.person.sent) == sent_before  # a note is never sent
     await s.room.say("/close", ticket, sender="@boris:example.org")
@@ -256,7 +257,10 @@ async def test_a_restart_keeps_open_cases(tmp_path: Path) -> None:
     assert case is not None and case.state == "open"
     assert case.path == ("intake", "lawyer")
     await again.room.say("We are back.", ticket)
-    assert again.person.texts() == ["Lawyer: We are back."]
+    assert again.person.texts() == [
+        "A lawyer has taken your case and will answer here.",
+        "Lawyer: We are back.",
+    ]
 
 
 @run

@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cases = None
     if config.handover:
-        from adapters.serve.handover import CaseStore
+        from adapters.serve.run import open_cases
 
-        cases = CaseStore(base / config.store.sqlite, sealer=store.sealer, keys=keys)
+        cases = open_cases(config, base, store, keys)
     try:
         print(purge(store, flows.bot.retention_days, cases=cases))
     finally:

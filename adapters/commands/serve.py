@@ -10,6 +10,14 @@ import sys
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("serve", help="run the bot on Telegram and/or Matrix")
     parser.add_argument("--config", default="hotline.yaml", metavar="FILE")
+    parser.add_argument(
+        "--worker",
+        type=int,
+        default=0,
+        metavar="N",
+        help="this worker's number when several share a PostgreSQL store (0, 1, ...): "
+        "its metrics port is metrics.port + N",
+    )
     parser.set_defaults(func=run)
 
 
@@ -19,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config, base = load_config(args.config)
-        return asyncio.run(serve(config, base))
+        return asyncio.run(serve(config, base, args.worker))
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2

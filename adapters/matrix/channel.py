@@ -22,6 +22,11 @@ restart, is one message. Sends to a room go through that room's queue, in order;
 and retries the same transaction. Documents are uploaded (encrypted in an encrypted
 room) within the server's advertised upload limit.
 
+Operators' rooms (hand-over to lawyers): joined at start, their messages and files handed
+to the desk (`watch_rooms`), never to the engine; `post_to_room`, `post_file_to_room` and
+`edit_in_room` write there, encrypted when the room is. Files pass by reference:
+`fetch_file` downloads one (and decrypts it if it came encrypted).
+
 Encryption. With `matrix-nio[e2e]` installed and MATRIX_STORE_KEY set, the bot reads and
 writes encrypted rooms; nio's key store (in `store_dir/e2e`) is encrypted with that key.
 Without them, the bot says so in the log at start, and in an encrypted room sends one plain
@@ -36,6 +41,7 @@ import contextvars
 import dataclasses
 import hashlib
 import io
+import json
 import logging
 import time
 from collections import Counter
@@ -48,6 +54,7 @@ from nio import (
     AsyncClientConfig,
     BadEvent,
     ContentRepositoryConfigResponse,
+    DownloadResponse,
     ErrorResponse,
     InviteMemberEvent,
     JoinResponse,
@@ -63,6 +70,7 @@ from nio import (
     WhoamiResponse,
 )
 from nio.crypto import ENCRYPTION_ENABLED
+from nio.crypto.attachments import decrypt_attachment
 
 from adapters.matrix import convert
 from adapters.matrix.config import MatrixConfig, Secrets
@@ -70,6 +78,7 @@ from adapters.matrix.state import ChannelState, LatestButtons, Login
 from adapters.serve.channel import (
     Channel,
     Deliver,
+    FileTooLarge,
     OperatorHandler,
     OperatorMessage,
     Undeliverable,
@@ -483,6 +492,17 @@ class MatrixChannel(Channel):
         self, room_id: str, events: list[Any], initial: bool, limited: bool = False
     ) -> None:
         if room_id in self._operator_rooms:
+            room = self._client().rooms.get(room_id)
+            if room is not None and room.encrypted and not self.encryption:
+                if not self.stats["operator_room_unreadable"]:
+                    # Room ids are not about a person: naming it tells the admin which one.
+                    log.error(
+                        "matrix: the operators' room %s is encrypted but the bot's encryption "
+                        "is off: it can neither read nor post there (set MATRIX_STORE_KEY, "
+                        'install "matrix-nio[e2e]")',
+                        room_id,
+                    )
+                self.stats["operator_room_unreadable"] += 1
             if not initial:
                 start, _ = self._after_join(events)
                 for event in events[start:]:
@@ -562,6 +582,12 @@ class MatrixChannel(Channel):
             self._handled(event_id)
             return
         inbound = self._inbound(room_id, incoming)
+        if inbound is not None and inbound.kind is InboundKind.UNSUPPORTED:
+            # A file: by reference, for the lawyer during a hand-over (else the engine
+            # answers it like anything else it cannot read).
+            found = convert.incoming_file(event.source)
+            if found is not None:
+                inbound = Inbound.file(inbound.address, found[0], found[1])
         if inbound is None:
             kind = incoming.kind if isinstance(incoming, convert.Ignored) else "stale_reaction"
             self.stats[f"ignored_{kind}"] += 1
@@ -628,7 +654,10 @@ class MatrixChannel(Channel):
             except Exception:
                 decrypted = None
             if decrypted is not None and not isinstance(decrypted, BadEvent | UnknownBadEvent):
-                await self._on_event(item.room_id, decrypted)
+                if item.room_id in self._operator_rooms:
+                    await self._on_operator_event(item.room_id, decrypted)
+                else:
+                    await self._on_event(item.room_id, decrypted)
             elif now - item.since < PENDING_DECRYPTION_SECONDS:
                 self._pending.append(item)
             else:
@@ -695,15 +724,42 @@ class MatrixChannel(Channel):
         sender = getattr(event, "sender", None) or _source_field(event, "sender")
         if sender == self.user_id or not isinstance(sender, str):
             return
+        if isinstance(event, MegolmEvent):
+            if not self.encryption:
+                self.stats["undecryptable"] += 1
+                self._handled(event_id)
+                return
+            # An encrypted operators' room: the key may still be on its way.
+            self.stats["waiting_for_key"] += 1
+            if len(self._pending) < PENDING_DECRYPTION_MAX:
+                self._pending.append(_Pending(room_id, event))
+            with contextlib.suppress(Exception):
+                await self._client().request_room_key(event)
+            return
         source = getattr(event, "source", None)
-        message = convert.operator_message(source) if isinstance(source, dict) else None
+        message = self._operator_message(room_id, sender, source)
         if message is not None and self._operator_handler is not None:
-            text, thread_id = message
             self.stats["operator_messages"] += 1
-            await self._operator_handler(
-                OperatorMessage(Address(CHANNEL, room_id), thread_id, sender, text)
-            )
+            try:
+                await self._operator_handler(message)
+            except Exception as err:
+                # One failed answer must not hold up the room's other messages.
+                self.stats["errors"] += 1
+                log.error("matrix: an operators' message failed (%s)", type(err).__name__)
         self._handled(event_id)
+
+    def _operator_message(self, room_id: str, sender: str, source: Any) -> OperatorMessage | None:
+        if not isinstance(source, dict):
+            return None
+        room = Address(CHANNEL, room_id)
+        written = convert.operator_message(source)
+        if written is not None:
+            return OperatorMessage(room, written[1], sender, written[0])
+        sent = convert.operator_file(source)
+        if sent is not None:
+            attachment, caption, thread_id = sent
+            return OperatorMessage(room, thread_id, sender, caption, attachment)
+        return None
 
     async def post_to_room(self, room: str, text: str, thread_id: str | None = None) -> str:
         content = convert.room_post_content(text, thread_id, self._msgtype)
@@ -711,6 +767,50 @@ class MatrixChannel(Channel):
 
     async def edit_in_room(self, room: str, message_id: str, text: str) -> None:
         await self._send(room, convert.edit_content(text, message_id, self._msgtype), None)
+
+    async def post_file_to_room(
+        self,
+        room: str,
+        file_name: str,
+        mime_type: str,
+        data: bytes,
+        thread_id: str | None = None,
+    ) -> str:
+        """Upload (encrypted in an encrypted room) and post as m.file in the thread."""
+        limit = await self.upload_limit()
+        if limit is not None and len(data) > limit:
+            raise FileTooLarge(limit)
+        document = SendDocument(Address(CHANNEL, room), file_name, data, mime_type)
+        matrix_room = self._client().rooms.get(room)
+        encrypt = bool(self.encryption and matrix_room is not None and matrix_room.encrypted)
+        uri, keys = await self._upload(document, encrypt)
+        if uri is None:
+            raise FileTooLarge(limit)
+        if encrypt:
+            assert keys is not None
+            content = convert.file_content(
+                file_name, mime_type, len(data), encrypted_file={**keys, "url": uri}
+            )
+        else:
+            content = convert.file_content(file_name, mime_type, len(data), url=uri)
+        self.stats["room_files"] += 1
+        return await self._send(room, convert.in_thread(content, thread_id), None)
+
+    async def fetch_file(self, ref: str) -> bytes:
+        """The bytes of a file someone sent (`convert.incoming_file`'s reference: an mxc://
+        URL, or an encrypted file's info), decrypted when it travelled encrypted."""
+        encrypted = json.loads(ref) if ref.startswith("{") else None
+        url = encrypted["url"] if encrypted is not None else ref
+        reply = await self._retrying(lambda: self._client().download(mxc=url))
+        if not isinstance(reply, DownloadResponse):
+            raise MatrixError(f"download refused ({_code(reply)})")
+        data = bytes(reply.body)
+        if encrypted is not None:
+            data = decrypt_attachment(
+                data, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"]
+            )
+        self.stats["files_fetched"] += 1
+        return data
 
     # ------------------------------------------------------------------ actions
 

@@ -21,20 +21,28 @@ list, in a plain `body` and an HTML `formatted_body` (every text escaped), with 
 also under `org.hotline.buttons` so that tools (the replay driver) need not parse the list
 back. `file_content` renders an uploaded document as an `m.file`.
 
+Files (hand-over to lawyers): `incoming_file(event)` is the `Attachment` of an m.file,
+m.image, m.video or m.audio (its reference: the mxc:// URL, or for an encrypted file the
+JSON of its `file` info with the keys to decrypt it) and its caption; the channel turns
+it into `Inbound.file` instead of the polite "I can only read text".
+
 Operators' rooms (hand-over to lawyers): `operator_message(event)` is what an operator
 wrote and the thread it belongs to (a thread reply's root, or the event replied to);
-`room_post_content` posts in a room, as a thread reply when given a thread root;
+`operator_file(event)` the same for a file; `room_post_content` posts in a room, as a
+thread reply when given a thread root (`in_thread` adds that to any content);
 `edit_content` replaces the text of one of the bot's messages (`m.replace`).
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.conversation import Attachment
 from engine.runtime import COMMANDS
 
 BUTTONS_KEY = "org.hotline.buttons"
@@ -288,9 +296,13 @@ def operator_message(event: Mapping[str, Any]) -> tuple[str, str | None] | None:
 def room_post_content(
     text: str, thread_id: str | None, msgtype: str = "m.notice"
 ) -> dict[str, Any]:
-    """A plain message in an operators' room; in `thread_id`'s thread when given (with the
-    reply fallback, so clients without threads show it as a reply)."""
-    content: dict[str, Any] = {"msgtype": msgtype, "body": text}
+    """A plain message in an operators' room; in `thread_id`'s thread when given."""
+    return in_thread({"msgtype": msgtype, "body": text}, thread_id)
+
+
+def in_thread(content: dict[str, Any], thread_id: str | None) -> dict[str, Any]:
+    """`content` as a reply in `thread_id`'s thread (with the reply fallback, so clients
+    without threads show it as a reply); unchanged when `thread_id` is None."""
     if thread_id is not None:
         content["m.relates_to"] = {
             "rel_type": "m.thread",
@@ -299,6 +311,65 @@ def room_post_content(
             "m.in_reply_to": {"event_id": thread_id},
         }
     return content
+
+
+FILE_MSGTYPES = {
+    "m.file": "application/octet-stream",
+    "m.image": "image/jpeg",
+    "m.video": "video/mp4",
+    "m.audio": "audio/ogg",
+}
+
+
+def incoming_file(event: Mapping[str, Any]) -> tuple[Attachment, str] | None:
+    """(the file, its caption) of an m.file/m.image/m.video/m.audio message; None for
+    anything else, or a file whose content does not say where it is."""
+    if event.get("type") != "m.room.message" or "state_key" in event:
+        return None
+    content = event.get("content")
+    if not isinstance(content, Mapping) or content.get("msgtype") not in FILE_MSGTYPES:
+        return None
+    relates = content.get("m.relates_to")
+    if isinstance(relates, Mapping) and relates.get("rel_type") == "m.replace":
+        return None
+    encrypted = content.get("file")
+    if isinstance(encrypted, Mapping) and isinstance(encrypted.get("url"), str):
+        ref = json.dumps(dict(encrypted), separators=(",", ":"), sort_keys=True)
+    elif isinstance(content.get("url"), str) and content["url"].startswith("mxc://"):
+        ref = content["url"]
+    else:
+        return None
+    body = content.get("body") if isinstance(content.get("body"), str) else ""
+    filename = content.get("filename") if isinstance(content.get("filename"), str) else None
+    # With a `filename`, `body` is a caption when it differs from it (as Element sends it).
+    name = filename or body or "file"
+    caption = body if filename and body and body != filename else ""
+    info = content.get("info") if isinstance(content.get("info"), Mapping) else {}
+    mime = info.get("mimetype")
+    size = info.get("size")
+    attachment = Attachment(
+        ref,
+        name,
+        mime if isinstance(mime, str) and mime else FILE_MSGTYPES[content["msgtype"]],
+        size if isinstance(size, int) and size >= 0 else 0,
+    )
+    return attachment, caption.strip()
+
+
+def operator_file(event: Mapping[str, Any]) -> tuple[Attachment, str, str | None] | None:
+    """(file, caption, thread root or replied-to event id) of a file an operator sent."""
+    found = incoming_file(event)
+    if found is None:
+        return None
+    relates = event["content"].get("m.relates_to")
+    thread: str | None = None
+    if isinstance(relates, Mapping):
+        reply = relates.get("m.in_reply_to")
+        if relates.get("rel_type") == "m.thread" and isinstance(relates.get("event_id"), str):
+            thread = relates["event_id"]
+        elif isinstance(reply, Mapping) and isinstance(reply.get("event_id"), str):
+            thread = reply["event_id"]
+    return found[0], found[1], thread
 
 
 def edit_content(text: str, event_id: str, msgtype: str = "m.notice") -> dict[str, Any]:

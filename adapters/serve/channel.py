@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
-from engine.conversation import Action, Address, Inbound
+from engine.conversation import Action, Address, Attachment, Inbound
 from engine.model import FlowSet
 
 # The hub's entry point, as an adapter sees it: run one event, return when its actions
@@ -25,15 +25,25 @@ class OperatorMessage:
     `room`: the room's address (channel and room/chat id); `thread_id`: the message it
     belongs to (the Matrix thread root or replied-to event, the Telegram message replied to),
     or None; `sender`: how operators see each other (a Matrix id, a Telegram @name), never
-    shown to the person; `text`: what was written."""
+    shown to the person; `text`: what was written (a file's caption, possibly empty, when
+    `attachment` is the file the operator sent)."""
 
     room: Address
     thread_id: str | None
     sender: str
     text: str
+    attachment: Attachment | None = None
 
 
 OperatorHandler = Callable[[OperatorMessage], Awaitable[None]]
+
+
+class FileTooLarge(Exception):
+    """A file over what a channel can fetch or send (`limit` bytes, None: not known)."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__(f"the file is over the limit of {limit} bytes")
+        self.limit = limit
 
 
 class Undeliverable(Exception):
@@ -85,3 +95,32 @@ class Channel(ABC):
     async def edit_in_room(self, room: str, message_id: str, text: str) -> None:
         """Replace the text of one of the bot's messages in an operators' room."""
         raise NotImplementedError(f"the {self.name} channel cannot edit room messages")
+
+    # ------------------------------------------------------------------ files
+    # Optional: files passed between a person and the operators' room during a hand-over.
+
+    # The largest file `fetch_file` can get (bytes; None: no limit of the channel's own).
+    download_limit: int | None = None
+
+    async def fetch_file(self, ref: str) -> bytes:
+        """The bytes of a file that arrived on this channel (`Attachment.ref`); raise
+        `FileTooLarge` when the network will not hand it out, anything else when it failed
+        for now (the desk retries)."""
+        raise NotImplementedError(f"the {self.name} channel cannot fetch files")
+
+    async def upload_limit(self) -> int | None:
+        """The largest file this channel can send (to a person or a room), in bytes; None
+        when it does not say."""
+        return None
+
+    async def post_file_to_room(
+        self,
+        room: str,
+        file_name: str,
+        mime_type: str,
+        data: bytes,
+        thread_id: str | None = None,
+    ) -> str:
+        """Post a file in an operators' room, in `thread_id`'s thread if given; the new
+        message's id. Raise `FileTooLarge` over the channel's upload limit."""
+        raise NotImplementedError(f"the {self.name} channel cannot post files to rooms")

@@ -7,11 +7,14 @@ validates it with its own model; this module knows only the common keys.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from adapters.serve.hours import OpeningHours
 
 CHANNELS = ("telegram", "matrix")
 
@@ -43,14 +46,45 @@ class StoreConfig(BaseModel):
         return self
 
 
+class HoursConfig(BaseModel):
+    """When a queue's lawyers are on duty: `{timezone: Europe/Moscow, days: mon-fri,
+    from: "10:00", to: "19:00", holidays: [2027-01-01], zone_name: {ru: ..., en: ...}}`.
+    Outside them a person handed over is told when to expect an answer (see hours.py)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    timezone: str = Field(description="IANA time zone of the hours, e.g. Europe/Moscow")
+    days: str | list[str] = Field("mon-fri", description="e.g. mon-fri, or mon-fri,sat")
+    # str | int: YAML reads an unquoted 10:00 as the number 600 (minutes); both are taken.
+    from_: str | int = Field(alias="from", description='opening time, "10:00"')
+    to: str | int = Field(description='closing time, "19:00" (at most "24:00")')
+    holidays: list[dt.date] = Field(
+        default_factory=list, description="dates (YYYY-MM-DD) when nobody is on duty"
+    )
+    zone_name: str | dict[str, str] | None = Field(
+        None, description="the zone as people read it, by language: {ru: МСК, en: Moscow time}"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> HoursConfig:
+        self.opening_hours()  # raises ValueError, worded for the config file
+        return self
+
+    def opening_hours(self) -> OpeningHours:
+        return OpeningHours.parse(
+            self.timezone, self.days, self.from_, self.to, self.holidays, self.zone_name
+        )
+
+
 class RoomConfig(BaseModel):
     """One queue's operators' room: `{channel: matrix, room: "!abc:server"}` or
-    `{channel: telegram, chat: -100123}` (a group or supergroup the bot is a member of)."""
+    `{channel: telegram, chat: -100123}` (a group or supergroup the bot is a member of),
+    with `hours:` when lawyers are not on duty around the clock."""
 
     model_config = ConfigDict(extra="forbid")
     channel: Literal["matrix", "telegram"]
     room: str | None = Field(None, description="Matrix room id, !abc:server")
     chat: int | None = Field(None, description="Telegram group chat id, e.g. -100123")
+    hours: HoursConfig | None = Field(None, description="opening hours; none: always open")
 
     @model_validator(mode="after")
     def _check(self) -> RoomConfig:
@@ -62,17 +96,31 @@ class RoomConfig(BaseModel):
             )
         return self
 
+    def opening_hours(self) -> OpeningHours | None:
+        return self.hours.opening_hours() if self.hours is not None else None
+
+
+class MetricsConfig(BaseModel):
+    """`metrics: {listen: 127.0.0.1, port: 9464}`: Prometheus metrics over HTTP at
+    /metrics (counts only, no identifiers). Worker N of several serves port + N."""
+
+    model_config = ConfigDict(extra="forbid")
+    listen: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 for all")
+    port: int = Field(9464, ge=0, le=65535, description="TCP port of worker 0")
+
 
 class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     flows: str = "flows"
     store: StoreConfig = Field(default_factory=StoreConfig)
     log_format: str = Field("plain", pattern="^(plain|json)$")
+    reload: bool = Field(True, description="reload changed flows while serving; SIGHUP always")
     telegram: dict[str, Any] | None = None
     matrix: dict[str, Any] | None = None
     handover: dict[str, RoomConfig] = Field(
         default_factory=dict, description="queue -> its operators' room"
     )
+    metrics: MetricsConfig | None = Field(None, description="Prometheus endpoint; off if absent")
 
 
 def describe(error: ValidationError, file: str) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 from adapters.serve.channel import Channel, Undeliverable
 from adapters.serve.handover import Desk
+from adapters.serve.metrics import Metrics
 from engine.conversation import (
     Action,
     CancelHandover,
@@ -59,8 +60,11 @@ class Hub:
         store: SessionStore | Journal,
         channels: Mapping[str, Channel],
         desk: Desk | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        # Without a table or a port, Metrics only counts in memory (tests, replay).
+        self.metrics = metrics if metrics is not None else Metrics()
         self.store = store
         # A store that is not durable (the in-memory one) gets the journal's interface in
         # memory: tests, replay and the bench run the same code path as production.
@@ -106,6 +110,7 @@ class Hub:
     async def deliver(self, event: Inbound) -> None:
         """Handle one inbound event; returns once its step is committed and its actions
         were sent (or queued for a retry)."""
+        self.metrics.update(event.address.channel)
         key = self.engine.key(event.address)
         async with self._conversation_lock(key):
             await self._with_store(key, event)
@@ -138,6 +143,7 @@ class Hub:
                     await self._flush(conv)
                 return
             except StoreUnavailable as err:
+                self.metrics.error("store")
                 wait = min(delay, BACKOFF_MAX) * random.uniform(0.8, 1.2)  # noqa: S311
                 log.warning("the store is unavailable (%s); retrying in %.1fs", err, wait)
                 await asyncio.sleep(wait)
@@ -148,10 +154,15 @@ class Hub:
             # Delivered again after a crash or a lost acknowledgement: already committed.
             self.duplicates += 1
             return
+        started = time.perf_counter()
         outcome = self.engine.handle(await conv.load(), event)
-        actions = await _made(outcome.actions)
+        handled = time.perf_counter()
+        actions = await _made(outcome.actions, self.metrics)
+        made = time.perf_counter()
         await conv.commit(outcome.session, event.event_id, actions)
         self.handled += 1
+        # Engine and store time; making documents (in a worker thread) is not the step's.
+        self.metrics.observe(outcome.counts, (handled - started) + (time.perf_counter() - made))
 
     async def _flush(self, conv: Conversation) -> None:
         """Send the conversation's outbox in order; stop at a send that fails (the later
@@ -160,9 +171,11 @@ class Hub:
             try:
                 await self._send(item.action, item.key)
             except Undeliverable as err:
+                self.metrics.error("undeliverable")
                 self.dropped += 1
                 log.error("dropped a %s the channel refused (%s)", type(item.action).__name__, err)
             except Exception as err:
+                self.metrics.error("send")
                 first = self._unsent.get(conv.key)
                 if first is None:
                     first = self._unsent[conv.key] = time.monotonic()
@@ -174,6 +187,7 @@ class Hub:
                         type(err).__name__,
                     )
                     return
+                self.metrics.error("dropped")
                 self.dropped += 1
                 log.error("dropped a %s unsent for a day", type(item.action).__name__)
             await conv.sent(item)
@@ -190,6 +204,7 @@ class Hub:
             try:
                 await desk.perform(action)
             except Exception:
+                self.metrics.error("desk")
                 log.exception("the desk could not perform %s", type(action).__name__)
             if not isinstance(action, ForgetUser):
                 return
@@ -202,7 +217,7 @@ class Hub:
     async def perform(self, action: Action) -> None:
         """Perform one action outside any step (the desk's replies to a person): made if
         it is a document, errors logged, never raised."""
-        (action,) = await _made([action])
+        (action,) = await _made([action], self.metrics)
         try:
             await self._send(action, None)
         except Exception as err:
@@ -240,7 +255,7 @@ class Hub:
                 delay = min(delay * 2, BACKOFF_MAX)
 
 
-async def _made(actions: Sequence[Action]) -> list[Action]:
+async def _made(actions: Sequence[Action], metrics: Metrics | None = None) -> list[Action]:
     """The actions with every document made: a document is stored in the outbox as bytes.
     Filling a Word template takes milliseconds of CPU: a worker thread does it, so other
     conversations are not held up meanwhile; one that fails becomes its fallback text."""
@@ -250,5 +265,7 @@ async def _made(actions: Sequence[Action]) -> list[Action]:
             try:
                 await asyncio.to_thread(lambda a=action: a.data)
             except DocumentError:
+                if metrics is not None:
+                    metrics.error("document")
                 made[index] = SendText(action.to, action.fallback_text)
     return made

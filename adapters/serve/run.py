@@ -18,9 +18,11 @@ from pathlib import Path
 
 from adapters.serve.channel import Channel
 from adapters.serve.config import CHANNELS, ConfigError, ServeConfig
-from adapters.serve.handover import CaseStore, Desk, rooms_from_config, watch
+from adapters.serve.handover import CaseStore, Desk, hours_from_config, rooms_from_config, watch
 from adapters.serve.hub import Hub
 from adapters.serve.logs import configure_logging
+from adapters.serve.metrics import Metrics
+from adapters.serve.reload import FlowReloader
 from engine.loader import load_folder
 from engine.privacy import PrivacyError, SessionKeys, keys_from_env
 from engine.runtime import Engine
@@ -71,6 +73,14 @@ def open_store(config: ServeConfig, base: Path) -> tuple[SQLiteStore | PostgresS
     return store, secrets.keys
 
 
+def open_cases(
+    config: ServeConfig, base: Path, store: SQLiteStore | PostgresStore, keys: SessionKeys
+) -> CaseStore:
+    """The hand-over cases, beside the sessions and sealed like them."""
+    location = config.store.url or str(base / config.store.sqlite)
+    return CaseStore(location, sealer=store.sealer, keys=keys, schema=config.store.schema_)
+
+
 def purge(
     store: SessionStore,
     retention_days: int,
@@ -99,15 +109,17 @@ async def purge_every(
         await asyncio.sleep(every)
 
 
-async def serve(config: ServeConfig, base: Path) -> int:
+async def serve(config: ServeConfig, base: Path, worker: int = 0) -> int:
+    """Run until SIGINT or SIGTERM. `worker`: this process's number among several sharing
+    one PostgreSQL store (its metrics port is `metrics.port + worker`)."""
     undo_logging = configure_logging(config.log_format, os.environ)
     try:
-        return await _serve(config, base)
+        return await _serve(config, base, worker)
     finally:
         undo_logging()
 
 
-async def _serve(config: ServeConfig, base: Path) -> int:
+async def _serve(config: ServeConfig, base: Path, worker: int) -> int:
     # The keys first: without them nothing else is worth starting.
     store, keys = open_store(config, base)
     try:
@@ -128,12 +140,23 @@ async def _serve(config: ServeConfig, base: Path) -> int:
     desk: Desk | None = None
     cases: CaseStore | None = None
     if config.handover:
-        # The cases' own tables, in the sessions' database file.
-        cases = CaseStore(base / config.store.sqlite, sealer=store.sealer, keys=keys)
+        # The cases' own tables, in the sessions' database (file or PostgreSQL).
+        cases = open_cases(config, base, store, keys)
         rooms = rooms_from_config({q: r.model_dump() for q, r in config.handover.items()})
-        desk = Desk(rooms, cases, channels)
+        desk = Desk(rooms, cases, channels, hours=hours_from_config(config.handover))
+        desk.bind(flows)
         watch(desk, channels.values())
-    hub = Hub(Engine(flows, keys=keys), store, channels, desk)
+    try:
+        metrics = Metrics.from_config(config, base, sessions=store.count, worker=worker)
+    except ConfigError:
+        store.close()
+        raise
+    hub = Hub(Engine(flows, keys=keys), store, channels, desk, metrics=metrics)
+    # Not resolved: a deploy that swaps a symlinked flows folder is seen as a change.
+    reloader = FlowReloader(
+        (base / config.flows).absolute(), keys, hub, channels, watch=config.reload
+    )
+    await reloader.start()
     retention = asyncio.create_task(
         purge_every(store, flows.bot.retention_days, PURGE_EVERY, cases)
     )
@@ -144,20 +167,27 @@ async def _serve(config: ServeConfig, base: Path) -> int:
             loop.add_signal_handler(sig, stop.set)
     started: list[Channel] = []
     try:
+        await metrics.start()
         for channel in channels.values():
             await channel.start(hub.deliver)
             started.append(channel)
             log.info("channel %s started", channel.name)
         # What a previous run committed but could not send leaves now.
         await hub.start()
+        if desk is not None:
+            await desk.start()  # tickets a previous run could not post
         await stop.wait()
     finally:
+        if desk is not None:
+            await desk.stop()
         await hub.stop()
+        await reloader.stop()
         retention.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await retention
         for channel in reversed(started):
             await channel.stop()
+        await metrics.stop()  # writes the last counts
         await store.close_journal()
         store.close()
         if cases is not None:

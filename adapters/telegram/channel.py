@@ -17,7 +17,8 @@ engine's actions were performed through `perform`.
 Operators' groups (hand-over to lawyers, `adapters/serve/handover.py`): messages in the
 groups given to `watch_rooms` go to the desk as `OperatorMessage`s (the replied-to message as
 `thread_id`), never to the engine; `post_to_room` posts there as replies, `edit_in_room`
-edits a ticket.
+edits a ticket. Files pass by reference (a file_id): `fetch_file` downloads one (getFile, up
+to 20 MB), `post_file_to_room` posts one as a document reply (up to 50 MB).
 
 Nothing of a message's content is logged; an update that cannot be read is logged by its
 update_id only.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
@@ -35,9 +37,17 @@ from telegram import BotCommand, InputFile, ReplyParameters, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
-from adapters.serve.channel import Channel, Deliver, OperatorHandler, Undeliverable
+from adapters.serve.channel import (
+    Channel,
+    Deliver,
+    FileTooLarge,
+    OperatorHandler,
+    Undeliverable,
+)
 from adapters.serve.config import ConfigError
+from adapters.telegram.aiohttp_request import AiohttpRequest
 from adapters.telegram.config import TOKEN_ENV, TelegramConfig
 from adapters.telegram.convert import (
     ALLOWED_UPDATES,
@@ -67,6 +77,9 @@ from engine.model import FlowSet
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 30.0
+# What the cloud Bot API lets a bot download (getFile) and upload (sendDocument).
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+UPLOAD_LIMIT = 50 * 1024 * 1024
 # A step may say nothing and only show buttons; Telegram needs some text to carry them.
 EMPTY_TEXT = "…"
 
@@ -123,7 +136,12 @@ class TelegramChannel(Channel):
     def _make_bot(self) -> ExtBot[Any]:
         c = self.config
         t = c.timeouts
-        request = self._request or HTTPXRequest(
+        # `http_client` (config): aiohttp costs about a third of httpx's CPU per Bot API
+        # call (README, "Benchmark"); both take the same arguments.
+        make: type[AiohttpRequest] | type[HTTPXRequest] = (
+            AiohttpRequest if c.http_client == "aiohttp" else HTTPXRequest
+        )
+        request = self._request or make(
             connection_pool_size=c.connection_pool_size,
             read_timeout=t.read,
             write_timeout=t.write,
@@ -131,7 +149,7 @@ class TelegramChannel(Channel):
             pool_timeout=t.pool,
             media_write_timeout=t.write,
         )
-        updates_request = self._updates_request or HTTPXRequest(
+        updates_request = self._updates_request or make(
             connection_pool_size=2,
             read_timeout=t.read,
             write_timeout=t.write,
@@ -149,6 +167,9 @@ class TelegramChannel(Channel):
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
+        # The raw calls of `_call` are on purpose (PTB advises its typed methods, which
+        # parse every answer); set here so that it holds whoever reset the filters.
+        warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
         # Before the bot exists: PTB logs its base URL (with the token) when built.
         self._undo_logging = protect(self._token)
         self._bot = self._make_bot()
@@ -272,15 +293,16 @@ class TelegramChannel(Channel):
 
     async def _answer_query(self, query_id: str | None) -> None:
         if query_id is not None:
-            await _quietly(self.bot.answer_callback_query(query_id), "answerCallbackQuery")
+            arguments = {"callback_query_id": query_id}
+            await _quietly(self._call("answerCallbackQuery", arguments), "answerCallbackQuery")
 
     async def _remove_keyboard(self, where: tuple[int, int] | None) -> None:
         if where is not None:
             chat_id, message_id = where
             # No reply_markup at all removes the inline keyboard.
+            arguments = {"chat_id": chat_id, "message_id": message_id}
             await _quietly(
-                self.bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id),
-                "editMessageReplyMarkup",
+                self._call("editMessageReplyMarkup", arguments), "editMessageReplyMarkup"
             )
 
     # ------------------------------------------------------------------ sending
@@ -325,6 +347,47 @@ class TelegramChannel(Channel):
     async def edit_in_room(self, room: str, message_id: str, text: str) -> None:
         await self.bot.edit_message_text(text, chat_id=int(room), message_id=int(message_id))
 
+    # ------------------------------------------------------------------ files (hand-over)
+
+    download_limit = DOWNLOAD_LIMIT
+
+    async def fetch_file(self, ref: str) -> bytes:
+        """getFile, then the download (a file_id of a person's or an operator's file).
+        Telegram hands bots files of up to 20 MB; a larger one is `FileTooLarge`."""
+        try:
+            file = await self.bot.get_file(ref)
+        except BadRequest as err:
+            if "too big" in err.message.lower():
+                raise FileTooLarge(DOWNLOAD_LIMIT) from None
+            raise
+        return bytes(await file.download_as_bytearray())
+
+    async def upload_limit(self) -> int | None:
+        return UPLOAD_LIMIT
+
+    async def post_file_to_room(
+        self,
+        room: str,
+        file_name: str,
+        mime_type: str,
+        data: bytes,
+        thread_id: str | None = None,
+    ) -> str:
+        if len(data) > UPLOAD_LIMIT:
+            raise FileTooLarge(UPLOAD_LIMIT)
+        document = InputFile(data, filename=file_name)
+        document.mimetype = mime_type
+        message = await self.bot.send_document(
+            int(room),
+            document,
+            reply_parameters=(
+                ReplyParameters(int(thread_id), allow_sending_without_reply=True)
+                if thread_id is not None
+                else None
+            ),
+        )
+        return str(message.message_id)
+
     async def _send_text(self, action: SendText) -> None:
         chat_id = int(action.to.chat)
         markup = keyboard(action.buttons)
@@ -333,10 +396,16 @@ class TelegramChannel(Channel):
             return
         parts = split_text(text)
         for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            await _unless_blocked(
-                self.bot.send_message(chat_id, part, reply_markup=markup if last else None)
-            )
+            arguments: dict[str, Any] = {"chat_id": chat_id, "text": part}
+            if markup is not None and index == len(parts) - 1:
+                arguments["reply_markup"] = markup
+            await _unless_blocked(self._call("sendMessage", arguments))
+
+    async def _call(self, method: str, arguments: dict[str, Any]) -> None:
+        """A Bot API call whose answer the channel does not read: made raw (through the
+        same rate limiter and retries), so the answer is not parsed into PTB objects, a
+        third of the Telegram path's CPU when every sent Message was (bench/README.md)."""
+        await self.bot.do_api_request(method, api_kwargs=arguments, return_type=None)
 
     async def _send_document(self, action: SendDocument) -> None:
         document = InputFile(action.data, filename=action.file_name)

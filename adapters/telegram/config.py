@@ -12,6 +12,8 @@
         path: /telegram                # defaults to the path of `url`
         max_connections: 40
         reuse_port: false              # true: several workers share the port (PostgreSQL)
+      http_client: aiohttp             # or httpx (PTB's default): the Bot API client
+      connection_pool_size: 32         # HTTP connections to the Bot API
       rate_limit:
         overall_per_second: 30         # 0: no overall limit (a self-hosted server)
         per_chat_per_second: 1
@@ -93,6 +95,9 @@ class TelegramConfig(BaseModel):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     timeouts: TimeoutConfig = Field(default_factory=TimeoutConfig)
     connection_pool_size: int = Field(32, ge=1)
+    http_client: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp", description="python-telegram-bot's HTTP layer; aiohttp costs less CPU"
+    )
     concurrency: int = Field(16, ge=1, description="updates (of different chats) handled at once")
     commands: bool = Field(True, description="register the command menu (setMyCommands)")
 

@@ -9,11 +9,15 @@ Pure functions, no I/O, so the rules read (and test) on their own:
     "@this_bot"); the user's `language_code` becomes the `language_hint`;
   * a button press -> `Inbound.press` with the button's callback_data; the query is always
     answered and the keyboard removed, stale or not;
-  * a photo, voice message, sticker, location, document... -> `InboundKind.UNSUPPORTED`
-    (the engine answers politely); its content is not kept;
-  * a text in one of the operators' groups (`operator_chats`, hand-over to lawyers) ->
-    `Work.operator`, an `OperatorMessage` for the desk, never the engine: its thread is the
-    message it replies to, its sender the operator's @username (or first name);
+  * a document, photo, video, audio file or voice message -> `Inbound.file` with an
+    `Attachment` (its file_id as the reference, never the bytes) and the caption: during a
+    hand-over the desk passes it on to the lawyer, otherwise the engine answers politely;
+  * a sticker, location, poll... -> `InboundKind.UNSUPPORTED` (answered politely); its
+    content is not kept;
+  * a text or a file in one of the operators' groups (`operator_chats`, hand-over to
+    lawyers) -> `Work.operator`, an `OperatorMessage` for the desk, never the engine: its
+    thread is the message it replies to, its sender the operator's @username (or first
+    name);
   * edited messages, channel posts, other group and supergroup chats, messages from bots
     and service messages -> ignored (nothing stored, nothing logged, no answer).
 - `split_text(text)` cuts a text longer than Telegram's 4,096 characters (UTF-16 code
@@ -27,11 +31,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 
 from adapters.serve.channel import OperatorMessage
-from engine.conversation import Address, Button, Inbound, InboundKind
+from engine.conversation import Address, Attachment, Button, Inbound, InboundKind
 
 CHANNEL = "telegram"
 MAX_TEXT = 4096
@@ -124,17 +128,20 @@ def read_update(
     chat = message.chat
     sender = message.from_user
     if chat is not None and chat.id in operator_chats:
-        if sender is None or sender.is_bot or message.text is None:
+        attached = attachment(message) if message.text is None else None
+        if sender is None or sender.is_bot or (message.text is None and attached is None):
             return NOTHING
         reply = message.reply_to_message
         name = f"@{sender.username}" if sender.username else sender.first_name
+        text = strip_mention(message.text, bot_username) if message.text is not None else ""
         return Work(
             chat.id,
             operator=OperatorMessage(
                 address(chat.id),
                 str(reply.message_id) if reply is not None else None,
                 name,
-                strip_mention(message.text, bot_username),
+                text or message.caption or "",
+                attached,
             ),
         )
     if chat is None or chat.type != ChatType.PRIVATE or sender is None or sender.is_bot:
@@ -143,9 +150,47 @@ def read_update(
     if message.text is not None:
         text = strip_mention(message.text, bot_username)
         return Work(chat.id, Inbound.typed(address(chat.id), text, hint))
+    attached = attachment(message)
+    if attached is not None:
+        return Work(chat.id, Inbound.file(address(chat.id), attached, message.caption or "", hint))
     if any(getattr(message, kind, None) for kind in UNSUPPORTED_CONTENT):
         return Work(chat.id, Inbound(InboundKind.UNSUPPORTED, address(chat.id), language_hint=hint))
     return NOTHING  # a service message (pinned, payment, chat background...)
+
+
+def attachment(message: Message) -> Attachment | None:
+    """The file a message carries, by reference (its file_id), with the name and type the
+    sender's client gave, or a plain one for a photo or a voice message."""
+    if message.document is not None:
+        d = message.document
+        return Attachment(d.file_id, d.file_name or "document", _mime(d.mime_type), _size(d))
+    if message.photo:
+        # Telegram sends each photo in several sizes: the largest is the one to read.
+        p = max(message.photo, key=lambda size: (size.width * size.height, size.file_size or 0))
+        return Attachment(p.file_id, "photo.jpg", "image/jpeg", _size(p))
+    if message.video is not None:
+        v = message.video
+        return Attachment(
+            v.file_id, v.file_name or "video.mp4", _mime(v.mime_type, "video/mp4"), _size(v)
+        )
+    if message.audio is not None:
+        a = message.audio
+        return Attachment(
+            a.file_id, a.file_name or "audio.mp3", _mime(a.mime_type, "audio/mpeg"), _size(a)
+        )
+    if message.voice is not None:
+        o = message.voice
+        return Attachment(o.file_id, "voice.ogg", _mime(o.mime_type, "audio/ogg"), _size(o))
+    return None
+
+
+def _mime(value: str | None, default: str = "application/octet-stream") -> str:
+    return value or default
+
+
+def _size(file: object) -> int:
+    size = getattr(file, "file_size", None)
+    return size if isinstance(size, int) else 0
 
 
 def _read_press(update: Update) -> Work:

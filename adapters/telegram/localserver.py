@@ -15,7 +15,9 @@ python-telegram-bot talks to something that answers like Telegram:
   (multipart: the bytes and the file name are kept), editMessageReplyMarkup ("message is not
   modified" like the real one), answerCallbackQuery (each query answered once),
   setMyCommands / getMyCommands / deleteMyCommands, sendChatAction, getFile and
-  `/file/bot<token>/<path>` for the documents the bot sent;
+  `/file/bot<token>/<path>` for the documents the bot sent and the files people sent
+  (`send_user_document`, `send_photo` with `data`); like Telegram, getFile refuses files
+  over 20 MB ("file is too big") and uploads over 50 MB are refused (413);
 - a test API, as Python methods used in-process: people who write (`send_text`, `press`,
   `send_photo`, `send_sticker`, ..., `inject` for any raw update, a malformed one too), what
   each chat received in order (`received`), every call made (`calls`), fault injection
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
+MAX_DOWNLOAD = 20 * 1024 * 1024  # getFile: what a bot may download
+MAX_UPLOAD = 50 * 1024 * 1024  # sendDocument: what a bot may upload
 UPDATE_KINDS = (
     "message",
     "edited_message",
@@ -352,12 +356,25 @@ class LocalBotApiServer:
             ]
         return self._user_message(user_id, language_code, chat_id, chat_type, extra)
 
-    def send_photo(self, user_id: int, caption: str | None = None, **kw: Any) -> int:
-        photo = [{"file_id": _file_id(), "file_unique_id": _file_id(), "width": 90, "height": 90}]
-        extra: dict[str, Any] = {"photo": photo}
+    def send_photo(
+        self, user_id: int, caption: str | None = None, data: bytes | None = None, **kw: Any
+    ) -> int:
+        """A person sends a photo; with `data`, the bot can download it (getFile)."""
+        file_id = _file_id()
+        size: dict[str, Any] = {"file_id": file_id, "file_unique_id": file_id[:16]}
+        size.update({"width": 90, "height": 90})
+        small = {"file_id": _file_id(), "file_unique_id": _file_id(), "width": 9, "height": 9}
+        extra: dict[str, Any] = {"photo": [small, size]}
+        upload = None
+        if data is not None:
+            size["file_size"] = len(data)
+            upload = Upload("photo.jpg", data, "image/jpeg")
         if caption is not None:
             extra["caption"] = caption
-        return self._user_message(user_id, kw.pop("language_code", "en"), None, "private", extra)
+        language = kw.pop("language_code", "en")
+        return self._user_message(
+            user_id, language, None, "private", extra, upload=upload, file_id=file_id
+        )
 
     def send_sticker(self, user_id: int, language_code: str | None = "en") -> int:
         sticker = {
@@ -380,9 +397,40 @@ class LocalBotApiServer:
         location = {"latitude": 55.75, "longitude": 37.62}
         return self._user_message(user_id, language_code, None, "private", {"location": location})
 
-    def send_user_document(self, user_id: int, file_name: str = "scan.pdf") -> int:
-        document = {"file_id": _file_id(), "file_unique_id": _file_id(), "file_name": file_name}
-        return self._user_message(user_id, "en", None, "private", {"document": document})
+    def send_user_document(
+        self,
+        user_id: int,
+        file_name: str = "scan.pdf",
+        data: bytes = b"%PDF-1.4 a scan",
+        mime_type: str = "application/pdf",
+        *,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+        reply_to: int | None = None,
+        language_code: str | None = "en",
+    ) -> int:
+        """A person (or, with `chat_id`, someone in a group) sends a document whose bytes
+        the bot can then download (getFile + /file/...); `reply_to` as in `send_text`."""
+        file_id = _file_id()
+        document = {
+            "file_id": file_id,
+            "file_unique_id": file_id[:16],
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": len(data),
+        }
+        extra: dict[str, Any] = {"document": document}
+        if caption is not None:
+            extra["caption"] = caption
+        if reply_to is not None:
+            where = user_id if chat_id is None else chat_id
+            target = next(m for m in self._chats.get(where, []) if m.message_id == reply_to)
+            extra["reply_to_message"] = target.to_api()
+        upload = Upload(file_name, data, mime_type)
+        return self._user_message(
+            user_id, language_code, chat_id, chat_type, extra, upload=upload, file_id=file_id
+        )
 
     def edit_text(self, user_id: int, message_id: int, text: str) -> int:
         """The person edits an earlier message: an `edited_message` update."""
@@ -546,6 +594,8 @@ class LocalBotApiServer:
         message = self._files.get(request.match_info["path"].removeprefix("documents/"))
         if message is None or message.document is None:
             return _error(404, "Not Found")
+        if len(message.document.data) > MAX_DOWNLOAD:
+            return _error(400, "Bad Request: file is too big")
         return web.Response(body=message.document.data, content_type=message.document.content_type)
 
     def _take_fault(self, method: str) -> _Fault | None:
@@ -606,19 +656,33 @@ class LocalBotApiServer:
         chat_id: int | None,
         chat_type: str,
         extra: dict[str, Any],
+        *,
+        upload: Upload | None = None,
+        file_id: str | None = None,
     ) -> int:
         message = self._message_object(user_id, language_code, chat_id, chat_type, extra)
-        self._chats.setdefault(message["chat"]["id"], []).append(
-            ChatMessage(
-                message["message_id"],
-                message["chat"],
-                message["from"],
-                False,
-                message["date"],
-                extra.get("text"),
-                reply_to=extra.get("reply_to_message", {}).get("message_id"),
-            )
+        recorded = ChatMessage(
+            message["message_id"],
+            message["chat"],
+            message["from"],
+            False,
+            message["date"],
+            extra.get("text"),
+            caption=extra.get("caption"),
+            reply_to=extra.get("reply_to_message", {}).get("message_id"),
         )
+        self._chats.setdefault(message["chat"]["id"], []).append(recorded)
+        if upload is not None and file_id is not None:
+            # Kept only so that getFile and the download URL can serve it to the bot.
+            self._files[file_id] = ChatMessage(
+                recorded.message_id,
+                recorded.chat,
+                recorded.sender,
+                False,
+                recorded.date,
+                document=upload,
+                file_id=file_id,
+            )
         return self._enqueue({"message": message})
 
     def _confirm_below(self, offset: int | None) -> None:
@@ -778,6 +842,11 @@ class LocalBotApiServer:
         if utf16_length(text) > MAX_TEXT:
             raise ApiError("Bad Request: message is too long")
         markup = self._check_markup(args.get("reply_markup"))
+        reply_to = self._reply_target(args)
+        return self._bot_message(args["chat_id"], markup, text=text, reply_to=reply_to).to_api()
+
+    def _reply_target(self, args: dict[str, Any]) -> int | None:
+        """The message a send replies to (reply_parameters or reply_to_message_id)."""
         reply = args.get("reply_parameters") or {}
         reply_to = reply.get("message_id") if isinstance(reply, Mapping) else None
         if reply_to is None:
@@ -788,7 +857,7 @@ class LocalBotApiServer:
             if not (reply.get("allow_sending_without_reply") if reply else False):
                 raise ApiError("Bad Request: message to be replied not found")
             reply_to = None
-        return self._bot_message(args["chat_id"], markup, text=text, reply_to=reply_to).to_api()
+        return reply_to
 
     async def _edit_text(self, args: dict[str, Any]) -> dict[str, Any] | bool:
         if "inline_message_id" in args:
@@ -810,10 +879,18 @@ class LocalBotApiServer:
         document = args["document"]
         if not isinstance(document, Upload):
             raise ApiError("Bad Request: the local server only accepts uploaded documents")
+        if len(document.data) > MAX_UPLOAD:
+            raise ApiError("Request Entity Too Large", code=413)
         markup = self._check_markup(args.get("reply_markup"))
+        reply_to = self._reply_target(args)
         file_id = _file_id()
         message = self._bot_message(
-            args["chat_id"], markup, document=document, file_id=file_id, caption=args.get("caption")
+            args["chat_id"],
+            markup,
+            document=document,
+            file_id=file_id,
+            caption=args.get("caption"),
+            reply_to=reply_to,
         )
         self._files[file_id] = message
         return message.to_api()
@@ -882,6 +959,8 @@ class LocalBotApiServer:
         message = self._files.get(args["file_id"])
         if message is None or message.document is None:
             raise ApiError("Bad Request: invalid file_id")
+        if len(message.document.data) > MAX_DOWNLOAD:
+            raise ApiError("Bad Request: file is too big")
         return {
             "file_id": args["file_id"],
             "file_unique_id": args["file_id"][:16],

@@ -1,8 +1,9 @@
 """Hand-over with the operators in a Telegram group, through the local Bot API server.
 
 A person chats privately with the bot; the lawyers' queue is a supergroup. The ticket and
-the person's messages appear there as replies; an operator's reply reaches the person as
-"Lawyer"; /close returns them to the bot; /forget edits the ticket.
+the person's messages (and files) appear there as replies; an operator's reply (or file)
+reaches the person as the lawyer's; /close returns them to the bot; /forget edits the
+ticket. Outside the opening hours the person is told when to expect an answer.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from adapters.serve.handover import CaseStore, Desk, watch
+from adapters.serve.hours import OpeningHours
 from adapters.serve.hub import Hub
 from adapters.telegram.channel import TelegramChannel
 from adapters.telegram.localserver import ChatMessage, LocalBotApiServer
@@ -62,7 +65,8 @@ def test_a_case_is_served_from_a_telegram_group() -> None:
 
                 await operator("/cases")  # the group exists once someone wrote there
                 assert group()[-1].text == "No open cases."
-                await person("/lawyer")
+                told = await person("/lawyer")
+                assert "You are number 1 in the queue." in told[-1]
                 ticket = group()[-1]
                 assert ticket.text is not None and ticket.text.startswith("Case #")
                 assert str(PERSON) not in ticket.text and "User" not in ticket.text
@@ -73,8 +77,44 @@ def test_a_case_is_served_from_a_telegram_group() -> None:
                 before = len(server.received(PERSON))
                 await operator("Do not sign anything.", reply_to=ticket.message_id)
                 answers = [m.text for m in server.received(PERSON)[before:]]
-                assert answers == ["Lawyer: Do not sign anything."]
+                assert answers == [
+                    "A lawyer has taken your case and will answer here.",
+                    "Lawyer: Do not sign anything.",
+                ]
                 assert any("taken by User7001" in (m.text or "") for m in group())
+                # Files both ways: the person's scan into the thread, the lawyer's draft back.
+                scan = b"%PDF-1.4 the summons, scanned"
+                await server.wait_confirmed(
+                    server.send_user_document(PERSON, "summons.pdf", scan, caption="the paper")
+                )
+                intro, posted = group()[-2:]
+                assert intro.text == "Person: the paper" and intro.reply_to == ticket.message_id
+                assert posted.document is not None and posted.document.data == scan
+                assert posted.document.filename == "summons.pdf"
+                assert posted.reply_to == ticket.message_id
+                draft = b"PK\x03\x04 an appeal"
+                before = len(server.received(PERSON))
+                update = server.send_user_document(
+                    OPERATOR,
+                    "appeal.docx",
+                    draft,
+                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                    chat_id=GROUP,
+                    chat_type="supergroup",
+                    reply_to=ticket.message_id,
+                )
+                await server.wait_confirmed(update)
+                got = server.received(PERSON)[before:]
+                assert [m.text for m in got[:1]] == ["The lawyer sent you a file:"]
+                assert got[1].document is not None and got[1].document.data == draft
+                assert got[1].document.filename == "appeal.docx"
+                # Over the 20 MB a bot may download: refused politely, nothing fetched.
+                gets = len(server.calls_of("getFile"))
+                big = server.send_user_document(PERSON, "video.pdf", b"x" * (20 * 2**20 + 1))
+                before = len(server.received(PERSON))
+                await server.wait_confirmed(big)
+                assert "too large" in (server.received(PERSON)[before].text or "")
+                assert len(server.calls_of("getFile")) == gets
                 await operator("/note calls back", reply_to=relay.message_id)
                 assert len(server.received(PERSON)) == before + 1
                 await operator("/close", reply_to=ticket.message_id)
@@ -90,6 +130,45 @@ def test_a_case_is_served_from_a_telegram_group() -> None:
                 # Every case of the person goes, the closed one too, and both tickets say so.
                 assert cases.count() == 0
                 assert "deleted at the person's request" in (ticket.text or "")
+            finally:
+                await channel.stop()
+
+    run(scenario())
+
+
+def test_off_hours_the_person_is_told_when_lawyers_answer() -> None:
+    flows, report = load_folder(FLOWS)
+    assert flows is not None, report.errors
+    hours = OpeningHours.parse("Europe/Moscow", "mon-fri", "10:00", "19:00")
+    saturday = dt.datetime(2026, 11, 28, 12, 0, tzinfo=ZoneInfo("Europe/Moscow")).timestamp()
+
+    async def scenario() -> None:
+        async with LocalBotApiServer() as server:
+            channel = TelegramChannel(make_config(server), server.token)
+            channel.bind(flows)
+            room = Address("telegram", str(GROUP))
+            desk = Desk(
+                {"lawyers": room},
+                CaseStore(),
+                {"telegram": channel},
+                clock=lambda: saturday,
+                hours={"lawyers": hours},
+            )
+            desk.bind(flows)
+            watch(desk, [channel])
+            hub = Hub(Engine(flows), MemoryStore(), {"telegram": channel}, desk)
+            await channel.start(hub.deliver)
+            try:
+                await server.wait_confirmed(
+                    server.send_text(OPERATOR, "/cases", chat_id=GROUP, chat_type="supergroup")
+                )
+                await server.wait_confirmed(server.send_text(PERSON, "/lawyer", language_code="ru"))
+                notice = server.received(PERSON)[-1].text or ""
+                assert notice.startswith("Ваше обращение зарегистрировано. Ваш номер в очереди: 1.")
+                assert "Юристы отвечают пн–пт 10:00–19:00 (Europe/Moscow)" in notice
+                assert "понедельник 30.11 10:00" in notice
+                # The ticket is in the group all the same, waiting for Monday.
+                assert (server.received(GROUP)[-1].text or "").startswith("Case #")
             finally:
                 await channel.stop()
 
@@ -140,7 +219,10 @@ def test_serve_routes_cases_to_the_group_and_keeps_them_over_a_restart(tmp_path:
                 before = len(server.received(PERSON))
                 await operator("Still here after the restart.", reply_to=ticket.message_id)
                 texts = [m.text for m in server.received(PERSON)[before:]]
-                assert texts == ["Lawyer: Still here after the restart."]
+                assert texts == [
+                    "A lawyer has taken your case and will answer here.",
+                    "Lawyer: Still here after the restart.",
+                ]
             finally:
                 logs += await stop(process)
             assert number not in logs and "restart" not in logs and str(PERSON) not in logs
