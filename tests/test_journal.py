@@ -219,3 +219,16 @@ def test_a_postgres_store_that_cannot_be_reached_says_where() -> None:
 
     with pytest.raises(StoreError, match=r"127\.0\.0\.1:1/test.*check store\.url"):
         PostgresStore("postgresql://postgres:pw@127.0.0.1:1/test", sealer=SEALER)
+
+
+def test_a_commit_hands_back_its_replies_unless_older_ones_wait(journal: Journal) -> None:
+    async def scenario() -> None:
+        first = SendText(PERSON, "one")
+        async with journal.conversation("k1") as conv:
+            queued = await conv.commit(session(), "e1", [first])
+            assert queued is not None and [i.action for i in queued] == [first]
+            assert queued == await conv.pending()  # the same ids and keys as stored
+            # "one" is not sent yet: the next step's replies must wait behind it.
+            assert await conv.commit(session(), "e2", [SendText(PERSON, "two")]) is None
+
+    run(scenario())

@@ -42,7 +42,13 @@ from engine.conversation import (
 from engine.documents import DocumentError
 from engine.runtime import Engine
 from engine.stores.base import SessionStore
-from engine.stores.journal import Conversation, Journal, StoreUnavailable, VolatileJournal
+from engine.stores.journal import (
+    Conversation,
+    Journal,
+    Outgoing,
+    StoreUnavailable,
+    VolatileJournal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +144,10 @@ class Hub:
         while True:
             try:
                 async with self.journal.conversation(key) as conv:
+                    queued = None
                     if event is not None:
-                        await self._step(conv, event)
-                    await self._flush(conv)
+                        queued = await self._step(conv, event)
+                    await self._flush(conv, queued)
                 return
             except StoreUnavailable as err:
                 self.metrics.error("store")
@@ -149,25 +156,30 @@ class Hub:
                 await asyncio.sleep(wait)
                 delay *= 2
 
-    async def _step(self, conv: Conversation, event: Inbound) -> None:
+    async def _step(self, conv: Conversation, event: Inbound) -> list[Outgoing] | None:
+        """Take the step; the replies it queued, if nothing older waits before them."""
         if await conv.seen(event.event_id):
             # Delivered again after a crash or a lost acknowledgement: already committed.
             self.duplicates += 1
-            return
+            return None
         started = time.perf_counter()
         outcome = self.engine.handle(await conv.load(), event)
         handled = time.perf_counter()
         actions = await _made(outcome.actions, self.metrics)
         made = time.perf_counter()
-        await conv.commit(outcome.session, event.event_id, actions)
+        queued = await conv.commit(outcome.session, event.event_id, actions)
         self.handled += 1
         # Engine and store time; making documents (in a worker thread) is not the step's.
         self.metrics.observe(outcome.counts, (handled - started) + (time.perf_counter() - made))
+        return queued
 
-    async def _flush(self, conv: Conversation) -> None:
-        """Send the conversation's outbox in order; stop at a send that fails (the later
+    async def _flush(self, conv: Conversation, queued: list[Outgoing] | None = None) -> None:
+        """Send the conversation's outbox in order (`queued`: the step's replies, when they
+        are all it holds: no need to read them back); stop at a send that fails (the later
         ones wait behind it, so the person reads the replies in order)."""
-        for item in await conv.pending():
+        if queued is None or conv.key in self._unsent:
+            queued = await conv.pending()
+        for item in queued:
             try:
                 await self._send(item.action, item.key)
             except Undeliverable as err:

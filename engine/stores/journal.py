@@ -77,10 +77,12 @@ class Conversation(ABC):
     @abstractmethod
     async def commit(
         self, session: Session | None, event_id: str, actions: Sequence[Action]
-    ) -> None:
+    ) -> list[Outgoing] | None:
         """Store `session` (None: delete it and the unsent replies queued before), mark
         `event_id` handled and queue `actions`, in one transaction. SendDocuments must be
-        made (`ready`) before."""
+        made (`ready`) before. Returns the queued entries when they are all the outbox
+        holds for this conversation (the caller sends them without reading them back),
+        None when older ones wait before them (the caller reads `pending()`)."""
 
     @abstractmethod
     async def pending(self) -> list[Outgoing]:
@@ -125,7 +127,7 @@ class _VolatileConversation(Conversation):
 
     async def commit(
         self, session: Session | None, event_id: str, actions: Sequence[Action]
-    ) -> None:
+    ) -> list[Outgoing] | None:
         journal = self._journal
         if session is None:
             journal.store.delete(self.key)
@@ -134,11 +136,14 @@ class _VolatileConversation(Conversation):
             journal.store.save(session)
         if event_id:
             journal._remember(event_id)
-        if actions:
-            queue = journal._outbox.setdefault(self.key, [])
-            for index, action in enumerate(actions):
-                journal._next_id += 1
-                queue.append(Outgoing(journal._next_id, outbox_key(event_id, index), action))
+        older = self.key in journal._outbox
+        queued = []
+        for index, action in enumerate(actions):
+            journal._next_id += 1
+            queued.append(Outgoing(journal._next_id, outbox_key(event_id, index), action))
+        if queued:
+            journal._outbox.setdefault(self.key, []).extend(queued)
+        return None if older else queued
 
     async def pending(self) -> list[Outgoing]:
         return list(self._journal._outbox.get(self.key, ()))

@@ -272,7 +272,7 @@ class _PostgresConversation(Conversation):
 
     async def commit(
         self, session: Session | None, event_id: str, actions: Sequence[Action]
-    ) -> None:
+    ) -> list[Outgoing] | None:
         store, key = self._store, self.key
         row = None if session is None else seal_session(store.sealer, session)
         queued = [
@@ -280,22 +280,38 @@ class _PostgresConversation(Conversation):
             for index, action in enumerate(actions)
         ]
         conn = self._conn
+        ids: list[int] = []
+        older = False
         async with conn.transaction():
             if row is None:
                 await conn.execute("DELETE FROM sessions WHERE key = %s", (key,))
                 await conn.execute("DELETE FROM outbox WHERE key = %s", (key,))
             else:
                 await conn.execute(_UPSERT, row)
+                if queued:
+                    found = await conn.execute(
+                        "SELECT 1 FROM outbox WHERE key = %s LIMIT 1", (key,)
+                    )
+                    older = await found.fetchone() is not None
             if event_id:
                 await conn.execute(
                     "INSERT INTO seen(event, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     (event_id, time.time() // UPDATED_GRAIN * UPDATED_GRAIN),
                 )
-            if queued:
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(
-                        "INSERT INTO outbox(key, idem, record) VALUES (%s, %s, %s)", queued
-                    )
+            for entry in queued:
+                cursor = await conn.execute(
+                    "INSERT INTO outbox(key, idem, record) VALUES (%s, %s, %s) RETURNING id",
+                    entry,
+                )
+                inserted = await cursor.fetchone()
+                assert inserted is not None
+                ids.append(inserted[0])
+        if older:
+            return None
+        return [
+            Outgoing(id, entry[1], action)
+            for id, entry, action in zip(ids, queued, actions, strict=True)
+        ]
 
     async def pending(self) -> list[Outgoing]:
         cursor = await self._conn.execute(

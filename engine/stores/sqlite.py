@@ -204,6 +204,11 @@ class SQLiteStore(SessionStore, Journal):
             self._db.close()
 
 
+def _has_outbox(db: sqlite3.Connection, key: str) -> bool:
+    found = db.execute("SELECT 1 FROM outbox WHERE key = ? LIMIT 1", (key,)).fetchone()
+    return found is not None
+
+
 _UPSERT = (
     "INSERT INTO sessions(key, updated, record) VALUES (?, ?, ?) "
     "ON CONFLICT(key) DO UPDATE SET updated = excluded.updated, record = excluded.record"
@@ -232,7 +237,7 @@ class _SQLiteConversation(Conversation):
 
     async def commit(
         self, session: Session | None, event_id: str, actions: Sequence[Action]
-    ) -> None:
+    ) -> list[Outgoing] | None:
         store, key = self._store, self.key
         # Sealing happens before the transaction: the lock is held for the writes only.
         row = None if session is None else seal_session(store.sealer, session)
@@ -247,19 +252,31 @@ class _SQLiteConversation(Conversation):
                 if row is None:
                     db.execute("DELETE FROM sessions WHERE key = ?", (key,))
                     db.execute("DELETE FROM outbox WHERE key = ?", (key,))
+                    older = False
                 else:
                     db.execute(_UPSERT, row)
+                    older = bool(queued) and _has_outbox(db, key)
                 if event_id:
                     db.execute(
                         "INSERT OR IGNORE INTO seen(event, at) VALUES (?, ?)",
                         (event_id, time.time() // UPDATED_GRAIN * UPDATED_GRAIN),
                     )
-                if queued:
-                    db.executemany("INSERT INTO outbox(key, idem, record) VALUES (?, ?, ?)", queued)
+                ids = [
+                    db.execute(
+                        "INSERT INTO outbox(key, idem, record) VALUES (?, ?, ?)", entry
+                    ).lastrowid
+                    for entry in queued
+                ]
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        if older:
+            return None
+        return [
+            Outgoing(id, entry[1], action)
+            for id, entry, action in zip(ids, queued, actions, strict=True)
+        ]
 
     async def pending(self) -> list[Outgoing]:
         store, key = self._store, self.key
