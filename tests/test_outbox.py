@@ -168,3 +168,49 @@ def test_a_database_that_goes_away_holds_the_event_until_it_is_committed(
     hub = asyncio.run(scenario())
     assert hub.handled == 1 and network.sent == ["Menu"]
     assert store.load(hub.engine.key(PERSON)) is not None
+
+
+class ForgetfulJournal(Journal):
+    """A journal whose database goes away once, just as a sent row is being dropped."""
+
+    def __init__(self, inner: Journal) -> None:
+        self.inner = inner
+        self.cut = True
+
+    @asynccontextmanager
+    async def conversation(self, key: str) -> Any:
+        outer = self
+
+        async with self.inner.conversation(key) as conv:
+            real_sent = conv.sent
+
+            async def sent(item: Any) -> None:
+                if outer.cut:
+                    outer.cut = False
+                    raise StoreUnavailable("the connection was terminated")
+                await real_sent(item)
+
+            conv.sent = sent  # type: ignore[method-assign]
+            yield conv
+
+    async def keys_with_pending(self) -> list[str]:
+        return await self.inner.keys_with_pending()
+
+
+def test_a_reply_sent_before_the_database_went_away_is_not_sent_again(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import adapters.serve.hub as hub_module
+
+    monkeypatch.setattr(hub_module, "BACKOFF_INITIAL", 0.01)
+    network = Network()
+    store = SQLiteStore(tmp_path / "s.sqlite3", sealer=SEALER)
+
+    async def scenario() -> Hub:
+        hub = Hub(engine(), ForgetfulJournal(store), {"test": network})
+        await hub.deliver(said("/start", 1))
+        return hub
+
+    hub = asyncio.run(scenario())
+    assert network.sent == ["Menu"]  # once, though its row outlived the first attempt
+    assert store.outbox_size() == 0 and hub.handled == 1

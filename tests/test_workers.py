@@ -161,7 +161,7 @@ def test_four_workers_share_postgres_behind_one_webhook(tmp_path: Path) -> None:
                 finally:
                     await workers.stop()
                 wrong = [u for u in users if texts(server, u) != expected(messages)]
-                assert not wrong, (wrong[:3], texts(server, wrong[0]))
+                assert not wrong, "\n".join(f"{u}: {texts(server, u)}" for u in wrong[:3])
                 assert server.pending_updates == 0
                 logs = workers.log_text()
                 # All four took part (the kernel spreads connections over them).
@@ -218,3 +218,69 @@ def test_a_bot_killed_mid_burst_answers_every_message_once_after_restart(tmp_pat
                     assert got[:killed] + got[killed + 1 :] == expected(messages), (user, got)
 
     asyncio.run(scenario())
+
+
+def test_the_chat_server_and_the_database_going_away_lose_nothing(tmp_path: Path) -> None:
+    """Mid-burst the Bot API server goes away for 3 s, then the database drops every
+    connection of the bot for 2 s: the bot backs off, holds what it could not commit or
+    send, and afterwards every message is answered once, in order."""
+    people, messages = 100, 10
+    users = [30_000 + n for n in range(people)]
+
+    async def scenario() -> None:
+        with fresh_schema() as schema:
+            async with LocalBotApiServer() as server:
+                config = {
+                    "flows": str(FLOWS),
+                    "store": {"url": PG_URL, "schema": schema, "pool_size": 4},
+                    "telegram": {
+                        "mode": "polling",
+                        "api_url": server.api_url,
+                        "poll_timeout": 1,
+                        "rate_limit": RATE_LIMIT,
+                    },
+                }
+                workers = Workers(config, tmp_path, server.token)
+                await workers.start(1)
+                try:
+                    for text in script(messages):
+                        for user in users:
+                            server.send_text(user, text)
+                    total = people * messages
+
+                    async def answered_at_least(share: float) -> None:
+                        while sum(len(server.received(u)) for u in users) < total * share:
+                            await asyncio.sleep(0.01)
+
+                    await answered_at_least(0.2)
+                    server.outage(3.0)
+                    await asyncio.sleep(3.0)
+                    await answered_at_least(0.5)
+                    await cut_database(f"hotline {schema}", seconds=2.0)
+                    await wait_for_replies(server, users, messages, 300, workers)
+                    await asyncio.sleep(1.0)
+                finally:
+                    await workers.stop()
+                wrong = [u for u in users if texts(server, u) != expected(messages)]
+                assert not wrong, "\n".join(f"{u}: {texts(server, u)}" for u in wrong[:3])
+                logs = workers.log_text()
+                assert "getUpdates failed" in logs  # the outage was seen...
+                assert "the store is unavailable" in logs  # ...and so was the database's
+
+    asyncio.run(scenario())
+
+
+async def cut_database(application: str, seconds: float) -> None:
+    """Terminate every connection of `application` again and again for `seconds`, as a
+    database restarting or a network partition would."""
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as admin:
+        while time.monotonic() < deadline:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (application,),
+            )
+            await asyncio.sleep(0.05)

@@ -82,6 +82,8 @@ class Hub:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
         self._unsent: dict[str, float] = {}  # key -> when its oldest failed send first failed
+        # Outbox rows sent (or given up) whose deletion has not been committed yet.
+        self._done: set[int] = set()
         self._retrier: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.handled = 0
@@ -180,6 +182,12 @@ class Hub:
         if queued is None or conv.key in self._unsent:
             queued = await conv.pending()
         for item in queued:
+            if item.id in self._done:
+                # Sent already, but dropping its row failed (the database went away): only
+                # the row is left to drop. A send is never repeated for that reason.
+                await conv.sent(item)
+                self._done.discard(item.id)
+                continue
             try:
                 await self._send(item.action, item.key)
             except Undeliverable as err:
@@ -202,7 +210,9 @@ class Hub:
                 self.metrics.error("dropped")
                 self.dropped += 1
                 log.error("dropped a %s unsent for a day", type(item.action).__name__)
+            self._done.add(item.id)
             await conv.sent(item)
+            self._done.discard(item.id)
         self._unsent.pop(conv.key, None)
 
     # ------------------------------------------------------------------ outbound

@@ -263,6 +263,7 @@ class LocalBotApiServer:
         self._files: dict[str, ChatMessage] = {}
         self._callbacks: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
+        self._down_until = 0.0  # monotonic time until which the server is away (outage)
         self._methods: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -552,6 +553,11 @@ class LocalBotApiServer:
         429 Too Many Requests and `retry_after` seconds."""
         self._faults.append(_Fault("429", count, _lower(methods), retry_after))
 
+    def outage(self, seconds: float) -> None:
+        """Go away for `seconds`: every call (getUpdates too) has its connection closed
+        without an answer, as when Telegram or the network between is down."""
+        self._down_until = time.monotonic() + seconds
+
     def drop_next(self, count: int, methods: Iterable[str] | None = None) -> None:
         """Close the connection of the next `count` calls (of `methods`; default: all but
         getUpdates) without answering and without acting on them."""
@@ -565,6 +571,8 @@ class LocalBotApiServer:
         if not secrets.compare_digest(request.match_info["token"], self.token):
             return _error(401, "Unauthorized")
         fault = self._take_fault(method)
+        if arrived < self._down_until:
+            fault = _Fault("drop", 0, None)  # the server is away: every call, getUpdates too
         if fault is not None and fault.kind == "drop":
             await request.read()
             if request.transport is not None:

@@ -102,7 +102,11 @@ class PostgresStore(SessionStore, Journal):
         self.url = url
         self.sealer = sealer
         self.where = _redacted(url) + (f" (schema {schema})" if schema else "")
-        self._kwargs: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout))}
+        self._kwargs: dict[str, Any] = {
+            "connect_timeout": max(1, int(connect_timeout)),
+            # Shown in pg_stat_activity: an administrator sees which connections are ours.
+            "application_name": f"hotline {schema}"[:63] if schema else "hotline",
+        }
         if schema is not None:
             self._kwargs["options"] = f"-c search_path={schema}"
         try:
