@@ -13,6 +13,8 @@ Authored names never become callbacks: the machines carry no callbacks at all, s
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import logging
 import re
 import time
@@ -155,6 +157,16 @@ def _button_meanings(flows: FlowSet) -> dict[ButtonKey, object]:
 
 def _words(text: Text) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(text.by_language.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _print(meaning: object) -> str:
+    """A short fingerprint of what a button stands for, carried in its payload
+    ("<turn>.<index>.<print>"): a press made before the flows changed, even across a
+    restart of the bot, is recognised as stale instead of being read by its position
+    as whatever button now has that place. `repr` of these tuples of strings is the same
+    in every process."""
+    return hashlib.blake2b(repr(meaning).encode("utf-8"), digest_size=3).hexdigest()
 
 
 class Engine:
@@ -635,14 +647,20 @@ class _Turn:
             if index < len(languages):
                 self.set_language(languages[index])
                 return
+        which, _, printed = which.partition(".")
         if not which.isdigit():
             self.say(self.text("moved_on"))
             self.present_current()
             return
         index = int(which)
+
+        def same(meaning: object) -> bool:
+            # A payload from before fingerprints (no print) is read by its place, as then.
+            return not printed or printed == _print(meaning)
+
         if s.status is Status.MENU:
             offered = s.offers or self.engine.bot.menu.flows
-            if index < len(offered):
+            if index < len(offered) and same(offered[index]):
                 if offered[index] == LAWYER_OFFER:
                     self.to_lawyer()
                 else:
@@ -650,10 +668,18 @@ class _Turn:
                 return
         elif s.status is Status.ASKING:
             step = self.current_step()
-            if step.kind is StepKind.CHOICES and index < len(step.choices):
+            if (
+                step.kind is StepKind.CHOICES
+                and index < len(step.choices)
+                and same(("choice", _words(step.choices[index].label)))
+            ):
                 self.choose(step, index)
                 return
-            if step.input is not None and index < len(step.input.options):
+            if (
+                step.input is not None
+                and index < len(step.input.options)
+                and same(("option", _words(step.input.options[index])))
+            ):
                 self.accept(step, self.render(step.input.options[index]))
                 return
         self.say(self.text("moved_on"))
@@ -737,7 +763,10 @@ class _Turn:
             self.text("lawyer_button") if fid == LAWYER_OFFER else self.render(flows[fid].title)
             for fid in offers
         ]
-        buttons = tuple(Button(label, f"{s.turn}.{i}") for i, label in enumerate(labels))
+        buttons = tuple(
+            Button(label, f"{s.turn}.{i}.{_print(fid)}")
+            for i, (label, fid) in enumerate(zip(labels, offers, strict=True))
+        )
         self.say(self.text("did_you_mean") if prompt else self.text("lawyer_button"), buttons)
 
     # ------------------------------------------------------------------ moving
@@ -824,12 +853,15 @@ class _Turn:
         buttons: tuple[Button, ...] = ()
         if step.kind is StepKind.CHOICES:
             buttons = tuple(
-                Button(self.render(choice.label), f"{s.turn}.{i}")
+                Button(
+                    self.render(choice.label),
+                    f"{s.turn}.{i}.{_print(('choice', _words(choice.label)))}",
+                )
                 for i, choice in enumerate(step.choices)
             )
         elif step.input is not None and step.input.options:
             buttons = tuple(
-                Button(self.render(option), f"{s.turn}.{i}")
+                Button(self.render(option), f"{s.turn}.{i}.{_print(('option', _words(option)))}")
                 for i, option in enumerate(step.input.options)
             )
         self.say(self.render(step.say) if step.say is not None else "", buttons)
@@ -889,7 +921,7 @@ class _Turn:
         menu = self.engine.bot.menu
         flows = self.engine.flows.flows
         buttons = tuple(
-            Button(self.render(flows[fid].title), f"{s.turn}.{i}")
+            Button(self.render(flows[fid].title), f"{s.turn}.{i}.{_print(fid)}")
             for i, fid in enumerate(menu.flows)
         )
         self.say(self.render(menu.say), buttons)

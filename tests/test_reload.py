@@ -360,6 +360,23 @@ def test_a_press_made_before_the_buttons_changed_is_stale_never_another_choice(
     assert chat.session is not None and chat.session.answers["kind"] == "conscription"
 
 
+def test_after_a_restart_an_old_press_on_changed_buttons_is_stale_too(tmp_path: Path) -> None:
+    """No reload seen by this process (the bot was restarted with new flows): the button's
+    payload carries a fingerprint of what it meant, so it is still not read by its place."""
+    new = copy_flows(tmp_path, "new", SWAPPED)
+    chat = Chat(engine_for(FLOWS))
+    chat.type("/start")
+    chat.press("Intake")
+    old = chat.payload("Conscription")
+    chat.engine = engine_for(new)  # a fresh process: no take_over, no memory of the old flows
+    assert chat.press_payload(old) == [MOVED_ON, "Which kind?"]
+    assert chat.session is not None and "kind" not in chat.session.answers
+    # A button whose meaning did not change still works across a restart.
+    chat.engine = engine_for(new)
+    assert chat.press("Conscription") == ["Your name?"]
+    assert chat.session is not None and chat.session.answers["kind"] == "conscription"
+
+
 def test_a_button_that_kept_its_meaning_still_counts(tmp_path: Path) -> None:
     # A choice added at the end and other texts changed: the first three mean the same.
     new = copy_flows(

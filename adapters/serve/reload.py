@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from adapters.serve.channel import Channel
+from adapters.serve.heap import give_back_memory
 from adapters.serve.hub import Hub
 from engine.loader import load_folder
 from engine.model import FlowSet
@@ -189,6 +190,7 @@ class FlowReloader:
             self.hub.desk.bind(flows)  # the desk's texts: bot.yaml may have reworded them
         self.reloads += 1
         log.info("flows reloaded: %d flows", len(flows.flows))
+        give_back_memory()  # the old engine and the template check's leftovers
 
     async def _watch(self, known: Stamps) -> None:
         while True:
