@@ -5,8 +5,8 @@
 Four contenders get the same people doing the same things, with Telegram's side of the wire
 answered from memory (`MemoryRequest`, a python-telegram-bot `BaseRequest`):
 
-- *hotline, SQLite*: raw update dicts go to the real `TelegramChannel.submit` (PTB's
-  `Update.de_json`, `convert.read_update`, the per-chat queues), the `Hub` (as
+- *hotline, SQLite*: raw update dicts go to the real `TelegramChannel.submit`
+  (`convert.read_update` on the raw dict, the per-chat queues), the `Hub` (as
   `hotline serve` builds it), the `Engine` with pseudonymous keys, a sealed `SQLiteStore`
   (WAL, synchronous=NORMAL, a fresh file), and back through `channel.perform` to PTB's
   `ExtBot` with the `HotlineRateLimiter` (limits off, as for a self-hosted Bot API server)

@@ -113,4 +113,4 @@ def test_profile_of_the_telegram_path_names_its_costs() -> None:
     assert "engine (runtime, transitions, routing)" in components
     assert any(name.startswith("PTB objects") for name in components)
     text = profile_telegram.report(stats, updates, 1.0, "memory", 10)
-    assert "1. Own time by component" in text and "Update.de_json" in text
+    assert "1. Own time by component" in text and "convert.read_update" in text

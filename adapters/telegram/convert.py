@@ -2,9 +2,14 @@
 
 Pure functions, no I/O, so the rules read (and test) on their own:
 
-- `read_update(update)` says what an update means for the bot (`Work`): an event for the
-  engine, the callback query to answer, the keyboard to take off the pressed message, or
-  nothing at all. The bot converses only in private chats:
+- `read_update(update)` says what an update (the raw JSON object, as getUpdates or the
+  webhook delivers it) means for the bot (`Work`): an event for the engine (its event_id
+  "tg:<update_id>"), the callback query to answer, the keyboard to take off the pressed
+  message, or nothing at all. It reads the dozen fields the rules below need straight from
+  the dict, their types checked (3 µs; parsing the whole update into python-telegram-bot
+  objects first, `Update.de_json`, cost 64-111 µs: bench/README.md). An update missing a
+  field the rules need, or with one of the wrong type, is `MalformedUpdate`. The bot
+  converses only in private chats:
   * a text message -> `Inbound.typed` (commands are text; "/start@this_bot" loses the
     "@this_bot"); the user's `language_code` becomes the `language_hint`;
   * a button press -> `Inbound.press` with the button's callback_data; the query is always
@@ -22,17 +27,17 @@ Pure functions, no I/O, so the rules read (and test) on their own:
     and service messages -> ignored (nothing stored, nothing logged, no answer).
 - `split_text(text)` cuts a text longer than Telegram's 4,096 characters (UTF-16 code
   units) at paragraph boundaries, then lines, then spaces, then anywhere.
-- `keyboard(buttons)` is an inline keyboard with one button a row.
+- `keyboard(buttons)` is an inline keyboard (its JSON) with one button a row.
 - `command_descriptions(language)` are the texts setMyCommands registers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType
+from telegram import TelegramObject, Update
 
 from adapters.serve.channel import OperatorMessage
 from engine.conversation import Address, Attachment, Button, Inbound, InboundKind
@@ -60,6 +65,7 @@ UNSUPPORTED_CONTENT = (
     "paid_media",
     "checklist",
 )
+PRIVATE = "private"  # the chat type of a person's chat with the bot
 # The update kinds the bot asks Telegram for (getUpdates and setWebhook).
 ALLOWED_UPDATES = ("message", "callback_query")
 
@@ -112,103 +118,242 @@ class Work:
 NOTHING = Work(None)
 
 
+class MalformedUpdate(ValueError):
+    """An update without the shape the Bot API documents: a field the rules read is missing
+    or of the wrong type. The message names the field, never a value (it may be anything a
+    person wrote)."""
+
+
 def address(chat_id: int) -> Address:
     return Address(CHANNEL, str(chat_id))
 
 
 def read_update(
-    update: Update, bot_username: str | None = None, operator_chats: Collection[int] = ()
+    update: Mapping[str, Any] | Update,
+    bot_username: str | None = None,
+    operator_chats: Collection[int] = (),
 ) -> Work:
-    """What `update` asks of the bot (see the module docstring)."""
-    if update.callback_query is not None:
-        return _read_press(update)
-    message = update.message
+    """What `update` asks of the bot (see the module docstring). `update` is the raw JSON
+    object Telegram sent: only the fields the rules need are read, with their types checked
+    (it is outside input); one the rules need that is missing or of the wrong type raises
+    `MalformedUpdate`. A PTB `Update` is read through its `to_dict()`."""
+    if isinstance(update, TelegramObject):
+        update = update.to_dict()
+    if not isinstance(update, Mapping):
+        raise MalformedUpdate("update")
+    update_id = update.get("update_id")
+    if type(update_id) is not int:  # not bool either (a subclass of int)
+        raise MalformedUpdate("update_id")
+    # Telegram's update id identifies the update when it is delivered again.
+    event_id = f"tg:{update_id}"
+    query = update.get("callback_query")
+    if query is not None:
+        return _read_press(_as_object(query, "callback_query"), event_id)
+    message = update.get("message")
     if message is None:
         return NOTHING  # edited messages, channel posts, business messages...
-    chat = message.chat
-    sender = message.from_user
-    if chat is not None and chat.id in operator_chats:
-        attached = attachment(message) if message.text is None else None
-        if sender is None or sender.is_bot or (message.text is None and attached is None):
-            return NOTHING
-        reply = message.reply_to_message
-        name = f"@{sender.username}" if sender.username else sender.first_name
-        text = strip_mention(message.text, bot_username) if message.text is not None else ""
-        return Work(
-            chat.id,
-            operator=OperatorMessage(
-                address(chat.id),
-                str(reply.message_id) if reply is not None else None,
-                name,
-                text or message.caption or "",
-                attached,
-            ),
-        )
-    if chat is None or chat.type != ChatType.PRIVATE or sender is None or sender.is_bot:
+    message = _as_object(message, "message")
+    chat = _need_object(message, "chat")
+    chat_id = _int(chat, "id")
+    sender = _object(message, "from")
+    text = _str(message, "text")
+    if chat_id in operator_chats:
+        return _read_operator(message, chat_id, sender, text, bot_username)
+    if _need_str(chat, "type") != PRIVATE or sender is None or _is_bot(sender):
         return NOTHING
-    hint = sender.language_code
-    if message.text is not None:
-        text = strip_mention(message.text, bot_username)
-        return Work(chat.id, Inbound.typed(address(chat.id), text, hint))
+    hint = _str(sender, "language_code")
+    to = address(chat_id)
+    if text is not None:
+        text = strip_mention(text, bot_username)
+        return Work(
+            chat_id,
+            Inbound(InboundKind.TEXT, to, text=text, language_hint=hint, event_id=event_id),
+        )
     attached = attachment(message)
     if attached is not None:
-        return Work(chat.id, Inbound.file(address(chat.id), attached, message.caption or "", hint))
-    if any(getattr(message, kind, None) for kind in UNSUPPORTED_CONTENT):
-        return Work(chat.id, Inbound(InboundKind.UNSUPPORTED, address(chat.id), language_hint=hint))
+        caption = _str(message, "caption") or ""
+        return Work(
+            chat_id,
+            Inbound(
+                InboundKind.FILE,
+                to,
+                text=caption,
+                language_hint=hint,
+                event_id=event_id,
+                attachment=attached,
+            ),
+        )
+    if any(message.get(kind) for kind in UNSUPPORTED_CONTENT):
+        return Work(
+            chat_id, Inbound(InboundKind.UNSUPPORTED, to, language_hint=hint, event_id=event_id)
+        )
     return NOTHING  # a service message (pinned, payment, chat background...)
 
 
-def attachment(message: Message) -> Attachment | None:
-    """The file a message carries, by reference (its file_id), with the name and type the
-    sender's client gave, or a plain one for a photo or a voice message."""
-    if message.document is not None:
-        d = message.document
-        return Attachment(d.file_id, d.file_name or "document", _mime(d.mime_type), _size(d))
-    if message.photo:
+def _read_operator(
+    message: Mapping[str, Any],
+    chat_id: int,
+    sender: Mapping[str, Any] | None,
+    text: str | None,
+    bot_username: str | None,
+) -> Work:
+    """A message in an operators' group: for the desk, never the engine."""
+    attached = attachment(message) if text is None else None
+    if sender is None or _is_bot(sender) or (text is None and attached is None):
+        return NOTHING
+    reply = _object(message, "reply_to_message")
+    thread = str(_int(reply, "message_id")) if reply is not None else None
+    username = _str(sender, "username")
+    name = f"@{username}" if username else _need_str(sender, "first_name")
+    said = strip_mention(text, bot_username) if text is not None else ""
+    return Work(
+        chat_id,
+        operator=OperatorMessage(
+            address(chat_id), thread, name, said or _str(message, "caption") or "", attached
+        ),
+    )
+
+
+def _read_press(query: Mapping[str, Any], event_id: str) -> Work:
+    query_id = _need_str(query, "id")
+    sender = _need_object(query, "from")
+    message = _object(query, "message")  # absent for a button of an inline message
+    chat = _need_object(message, "chat") if message is not None else None
+    data = _str(query, "data")  # absent for a game's button
+    if chat is None or _need_str(chat, "type") != PRIVATE or data is None:
+        return Work(None, callback_query_id=query_id)  # inline or group message: just answer
+    assert message is not None
+    chat_id = _int(chat, "id")
+    hint = _str(sender, "language_code")
+    # An inaccessible message (too old, date 0) comes without its keyboard: nothing to take
+    # off; nor is there on a message whose keyboard was removed already (a stale press).
+    markup = _object(message, "reply_markup")
+    shows_keyboard = markup is not None and _has_buttons(markup)
+    return Work(
+        chat_id,
+        Inbound(
+            InboundKind.PRESS, address(chat_id), payload=data, language_hint=hint, event_id=event_id
+        ),
+        callback_query_id=query_id,
+        keyboard=(chat_id, _int(message, "message_id")) if shows_keyboard else None,
+    )
+
+
+def attachment(message: Mapping[str, Any]) -> Attachment | None:
+    """The file a message (raw JSON) carries, by reference (its file_id), with the name and
+    type the sender's client gave, or a plain one for a photo or a voice message."""
+    document = _object(message, "document")
+    if document is not None:
+        return _file(document, "document", "application/octet-stream", keep_name=True)
+    photo = message.get("photo")
+    if photo:
+        if not isinstance(photo, list) or not all(isinstance(size, dict) for size in photo):
+            raise MalformedUpdate("photo")
         # Telegram sends each photo in several sizes: the largest is the one to read.
-        p = max(message.photo, key=lambda size: (size.width * size.height, size.file_size or 0))
-        return Attachment(p.file_id, "photo.jpg", "image/jpeg", _size(p))
-    if message.video is not None:
-        v = message.video
-        return Attachment(
-            v.file_id, v.file_name or "video.mp4", _mime(v.mime_type, "video/mp4"), _size(v)
-        )
-    if message.audio is not None:
-        a = message.audio
-        return Attachment(
-            a.file_id, a.file_name or "audio.mp3", _mime(a.mime_type, "audio/mpeg"), _size(a)
-        )
-    if message.voice is not None:
-        o = message.voice
-        return Attachment(o.file_id, "voice.ogg", _mime(o.mime_type, "audio/ogg"), _size(o))
+        largest = max(photo, key=_photo_area)
+        return _file(largest, "photo.jpg", "image/jpeg", keep_name=False, keep_type=False)
+    video = _object(message, "video")
+    if video is not None:
+        return _file(video, "video.mp4", "video/mp4", keep_name=True)
+    audio = _object(message, "audio")
+    if audio is not None:
+        return _file(audio, "audio.mp3", "audio/mpeg", keep_name=True)
+    voice = _object(message, "voice")
+    if voice is not None:
+        return _file(voice, "voice.ogg", "audio/ogg", keep_name=False)
     return None
 
 
-def _mime(value: str | None, default: str = "application/octet-stream") -> str:
-    return value or default
-
-
-def _size(file: object) -> int:
-    size = getattr(file, "file_size", None)
-    return size if isinstance(size, int) else 0
-
-
-def _read_press(update: Update) -> Work:
-    query = update.callback_query
-    assert query is not None
-    message = query.message
-    chat = message.chat if message is not None else None
-    if chat is None or chat.type != ChatType.PRIVATE or query.data is None:
-        return Work(None, callback_query_id=query.id)  # inline or group message: just answer
-    markup = getattr(message, "reply_markup", None)
-    shows_keyboard = markup is not None and any(markup.inline_keyboard)
-    assert message is not None
-    return Work(
-        chat.id,
-        Inbound.press(address(chat.id), query.data, query.from_user.language_code),
-        callback_query_id=query.id,
-        keyboard=(chat.id, message.message_id) if shows_keyboard else None,
+def _file(
+    file: Mapping[str, Any],
+    name: str,
+    mime_type: str,
+    *,
+    keep_name: bool,
+    keep_type: bool = True,
+) -> Attachment:
+    return Attachment(
+        _need_str(file, "file_id"),
+        (_str(file, "file_name") or name) if keep_name else name,
+        (_str(file, "mime_type") or mime_type) if keep_type else mime_type,
+        _size(file),
     )
+
+
+def _photo_area(size: Mapping[str, Any]) -> tuple[int, int]:
+    return _int(size, "width") * _int(size, "height"), _size(size)
+
+
+def _size(file: Mapping[str, Any]) -> int:
+    """The size the client reported; 0 (unknown) when it is not a whole number: it is only
+    a hint, so a strange one does not cost the person their file."""
+    size = file.get("file_size")
+    return size if type(size) is int else 0
+
+
+def _has_buttons(markup: Mapping[str, Any]) -> bool:
+    rows = markup.get("inline_keyboard")
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise MalformedUpdate("inline_keyboard")
+    return any(rows)
+
+
+# The typed reading of a JSON object's fields. Telegram's JSON is outside input: a field the
+# rules read that has the wrong type, or a `_need_...` one that is missing, is
+# MalformedUpdate, which names the field, never its value.
+
+
+def _as_object(value: object, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedUpdate(key)
+    return value
+
+
+def _object(parent: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MalformedUpdate(key)
+    return value
+
+
+def _need_object(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise MalformedUpdate(key)
+    return value
+
+
+def _str(parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedUpdate(key)
+    return value
+
+
+def _need_str(parent: Mapping[str, Any], key: str) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str):
+        raise MalformedUpdate(key)
+    return value
+
+
+def _int(parent: Mapping[str, Any], key: str) -> int:
+    """A required integer field (ids)."""
+    value = parent.get(key)
+    if type(value) is not int:  # not bool either (a subclass of int)
+        raise MalformedUpdate(key)
+    return value
+
+
+def _is_bot(user: Mapping[str, Any]) -> bool:
+    value = user.get("is_bot")
+    if type(value) is not bool:
+        raise MalformedUpdate("is_bot")
+    return value
 
 
 def strip_mention(text: str, bot_username: str | None) -> str:
@@ -225,8 +370,11 @@ def strip_mention(text: str, bot_username: str | None) -> str:
 # --------------------------------------------------------------------------- outbound
 
 
-def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
-    """One button a row; callback_data is the engine's short payload."""
+def keyboard(buttons: Sequence[Button]) -> dict[str, Any] | None:
+    """The reply_markup of an inline keyboard, one button a row; callback_data is the
+    engine's short payload. Plain JSON rather than PTB's `InlineKeyboardMarkup`: the channel
+    sends raw (`do_api_request`), and building the objects to turn them back into this very
+    dict cost ~15 µs a message for nothing."""
     if not buttons:
         return None
     rows = []
@@ -236,8 +384,8 @@ def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
                 f"button payload of {len(button.payload.encode())} bytes: Telegram's "
                 f"callback_data holds 1 to {MAX_CALLBACK_DATA}"
             )
-        rows.append([InlineKeyboardButton(button.label, callback_data=button.payload)])
-    return InlineKeyboardMarkup(rows)
+        rows.append([{"text": button.label, "callback_data": button.payload}])
+    return {"inline_keyboard": rows}
 
 
 def utf16_length(text: str) -> int:
