@@ -128,9 +128,12 @@ def test_documents_and_hand_overs_survive_the_outbox(journal: Journal) -> None:
 
 
 def test_action_records_are_plain_json_and_round_trip() -> None:
+    from engine.stores.journal import _encode
+
     action = SendText(PERSON, "hi", (Button("A", "1.0"), Button("B", "1.1")))
     record = action_record(action)
     assert record["$t"] == "SendText" and action_from_record(record) == action
+    assert record == _encode(action)  # the texts' shortcut writes what the generic form does
     with pytest.raises(ValueError, match="unknown type"):
         action_from_record({"$t": "os.system"})
 
@@ -232,3 +235,32 @@ def test_a_commit_hands_back_its_replies_unless_older_ones_wait(journal: Journal
             assert await conv.commit(session(), "e2", [SendText(PERSON, "two")]) is None
 
     run(scenario())
+
+
+def test_an_outbox_of_schema_3_is_carried_over(tmp_path: Path) -> None:
+    from engine.stores.journal import seal_action
+
+    path = tmp_path / "s.sqlite3"
+    SQLiteStore(path, sealer=SEALER).close()
+    reply = SendText(PERSON, "left by the previous release")
+    with sqlite3.connect(path) as db:  # the layout of schema 3, with one unsent reply
+        db.executescript(
+            "DROP TABLE outbox; CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "key TEXT NOT NULL, idem TEXT NOT NULL, record BLOB NOT NULL); "
+            "CREATE INDEX outbox_by_key ON outbox(key, id); PRAGMA user_version=3;"
+        )
+        db.execute(
+            "INSERT INTO outbox(id, key, idem, record) VALUES (7, 'k1', 'tg:1/0', ?)",
+            (seal_action(SEALER, "k1", reply),),
+        )
+    store = SQLiteStore(path, sealer=SEALER)
+    try:
+        items = run(pending(store, "k1"))
+        assert [(i.id, i.key, i.action) for i in items] == [(7, "tg:1/0", reply)]
+        run(step(store, "k1", session(), "tg:2", SendText(PERSON, "new")))
+        assert [i.action.text for i in run(pending(store, "k1"))] == [  # type: ignore[union-attr]
+            "left by the previous release",
+            "new",
+        ]
+    finally:
+        store.close()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -37,8 +36,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from engine import conversation
-from engine.conversation import Action, SendDocument, Session
+from engine.conversation import Action, SendDocument, SendText, Session
 from engine.privacy import Sealer
 from engine.stores.base import SessionStore
 
@@ -195,24 +196,24 @@ def seal_session(sealer: Sealer, session: Session) -> tuple[str, float, bytes]:
     """A session as a durable store keeps it: (key, `updated` rounded down to the hour,
     the record sealed under the key). The hour is enough for the retention purge and too
     coarse to match a row with a message."""
-    record = json.dumps(session.to_record(), ensure_ascii=False, separators=(",", ":"))
-    sealed = sealer.seal(record.encode("utf-8"), session.key.encode("utf-8"))
+    # orjson: the record is written and read on every step of a serving bot, and the
+    # standard library's json costs several times more for the same compact UTF-8.
+    sealed = sealer.seal(orjson.dumps(session.to_record()), session.key.encode("utf-8"))
     return session.key, session.updated // UPDATED_GRAIN * UPDATED_GRAIN, sealed
 
 
 def open_session(sealer: Sealer, key: str, sealed: bytes) -> Session:
-    return Session.from_record(key, json.loads(sealer.open(sealed, key.encode("utf-8"))))
+    return Session.from_record(key, orjson.loads(sealer.open(sealed, key.encode("utf-8"))))
 
 
 def seal_action(sealer: Sealer, key: str, action: Action) -> bytes:
     """An outbox row's record: the action sealed and bound to its conversation (a row
     copied under another key does not open)."""
-    record = json.dumps(action_record(action), ensure_ascii=False, separators=(",", ":"))
-    return sealer.seal(record.encode("utf-8"), _outbox_aad(key))
+    return sealer.seal(orjson.dumps(action_record(action)), _outbox_aad(key))
 
 
 def open_action(sealer: Sealer, key: str, sealed: bytes) -> Action:
-    return action_from_record(json.loads(sealer.open(sealed, _outbox_aad(key))))
+    return action_from_record(orjson.loads(sealer.open(sealed, _outbox_aad(key))))
 
 
 def _outbox_aad(key: str) -> bytes:
@@ -221,6 +222,18 @@ def _outbox_aad(key: str) -> bytes:
 
 def action_record(action: Action) -> dict[str, Any]:
     """A JSON-able record of `action` (a SendDocument must be made)."""
+    if type(action) is SendText:
+        # Most of what leaves is a text: the generic `_encode`'s record, built directly
+        # (a few microseconds on every step of a serving bot).
+        to = action.to
+        return {
+            "$t": "SendText",
+            "to": {"$t": "Address", "channel": to.channel, "chat": to.chat},
+            "text": action.text,
+            "buttons": [
+                {"$t": "Button", "label": b.label, "payload": b.payload} for b in action.buttons
+            ],
+        }
     if isinstance(action, SendDocument):
         return {
             "$t": "SendDocument",

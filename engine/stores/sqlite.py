@@ -22,6 +22,7 @@ written in one transaction. One process owns the file: several workers need Post
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import threading
@@ -47,7 +48,7 @@ from engine.stores.journal import (
     seal_session,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -64,12 +65,12 @@ CREATE TABLE IF NOT EXISTS seen (
     at       REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
     key      TEXT NOT NULL,
+    n        INTEGER NOT NULL,
     idem     TEXT NOT NULL,
-    record   BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox(key, id);
+    record   BLOB NOT NULL,
+    PRIMARY KEY (key, n)
+) WITHOUT ROWID;
 """
 
 
@@ -112,7 +113,11 @@ class SQLiteStore(SessionStore, Journal):
                 )
             if version == 1:
                 self._upgrade_v1()
+            if version == 3:
+                self._upgrade_v3()
             self._db.executescript(_SCHEMA)
+            if version == 3:
+                self._db.executescript(_FROM_V3)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._check_canary(identity)
         except sqlite3.DatabaseError as err:
@@ -122,6 +127,10 @@ class SQLiteStore(SessionStore, Journal):
             self._db.close()
             raise
         self._lock = threading.Lock()
+        # Outbox rows are numbered in the order they were queued, above any row a previous
+        # run left: one process owns the file, so a counter in memory is enough.
+        last = self._db.execute("SELECT max(n) FROM outbox").fetchone()[0]
+        self._numbers = itertools.count((last or 0) + 1)
 
     def _upgrade_v1(self) -> None:
         """Schema 1 kept records unsealed under plain "channel:chat" keys: an empty file is
@@ -135,6 +144,13 @@ class SQLiteStore(SessionStore, Journal):
                 "its -wal and -shm files; the conversations in it restart), or securely "
                 "wipe it, then start again: the new store is encrypted"
             )
+
+    def _upgrade_v3(self) -> None:
+        """Schema 3 kept the outbox in a rowid table with an index; 4 clusters it by
+        conversation (one B-tree: a third less written per step). Rows are carried over."""
+        self._db.executescript(
+            "DROP INDEX IF EXISTS outbox_by_key; ALTER TABLE outbox RENAME TO outbox_v3;"
+        )
 
     def _check_canary(self, identity: bytes) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'canary'").fetchone()
@@ -204,6 +220,12 @@ class SQLiteStore(SessionStore, Journal):
             self._db.close()
 
 
+_FROM_V3 = """
+INSERT INTO outbox(key, n, idem, record) SELECT key, id, idem, record FROM outbox_v3;
+DROP TABLE outbox_v3;
+"""
+
+
 def _has_outbox(db: sqlite3.Connection, key: str) -> bool:
     found = db.execute("SELECT 1 FROM outbox WHERE key = ? LIMIT 1", (key,)).fetchone()
     return found is not None
@@ -261,12 +283,14 @@ class _SQLiteConversation(Conversation):
                         "INSERT OR IGNORE INTO seen(event, at) VALUES (?, ?)",
                         (event_id, time.time() // UPDATED_GRAIN * UPDATED_GRAIN),
                     )
-                ids = [
-                    db.execute(
-                        "INSERT INTO outbox(key, idem, record) VALUES (?, ?, ?)", entry
-                    ).lastrowid
-                    for entry in queued
-                ]
+                ids = [next(store._numbers) for _ in queued]
+                db.executemany(
+                    "INSERT INTO outbox(key, n, idem, record) VALUES (?, ?, ?, ?)",
+                    [
+                        (key, n, idem, sealed)
+                        for n, (_, idem, sealed) in zip(ids, queued, strict=True)
+                    ],
+                )
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -282,7 +306,7 @@ class _SQLiteConversation(Conversation):
         store, key = self._store, self.key
         with store._lock:
             rows = store._db.execute(
-                "SELECT id, idem, record FROM outbox WHERE key = ? ORDER BY id", (key,)
+                "SELECT n, idem, record FROM outbox WHERE key = ? ORDER BY n", (key,)
             ).fetchall()
         return [
             Outgoing(id, idem, open_action(store.sealer, key, sealed)) for id, idem, sealed in rows
@@ -291,7 +315,7 @@ class _SQLiteConversation(Conversation):
     async def sent(self, item: Outgoing) -> None:
         store = self._store
         with store._lock:
-            store._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            store._db.execute("DELETE FROM outbox WHERE key = ? AND n = ?", (self.key, item.id))
 
 
 def _checked_sync(value: str) -> str:
