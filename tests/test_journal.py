@@ -8,14 +8,17 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
 from engine.conversation import (
     Address,
+    Attachment,
     Button,
     ForgetUser,
     HandoverContext,
+    RelayToOperator,
     SendDocument,
     SendText,
     Session,
@@ -136,6 +139,9 @@ def test_action_records_are_plain_json_and_round_trip() -> None:
     assert record == _encode(action)  # the texts' shortcut writes what the generic form does
     with pytest.raises(ValueError, match="unknown type"):
         action_from_record({"$t": "os.system"})
+    # A file relayed to the lawyers travels by reference, through the outbox too.
+    relay = RelayToOperator(PERSON, "lawyers", "", Attachment("file-id", "повестка.pdf", "x/y", 9))
+    assert action_from_record(orjson.loads(orjson.dumps(action_record(relay)))) == relay
 
 
 def test_nothing_readable_is_stored(tmp_path: Path) -> None:
