@@ -822,20 +822,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides=tuple(_setting(item) for item in args.set),
     )
     rows = asyncio.run(_measure(settings, compare_only=args.compare_clients))
-    from bench.run import Result, environment, table
+    from bench.run import print_report  # bench.run imports this module: not at the top
 
-    results = [Result(**row) for row in rows]
-    print(table(results))
-    print()
-    document = {
-        "benchmark": "hotline burst",
-        "environment": environment(args.quick),
-        "results": [r.as_json() for r in results],
-    }
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    if args.json:  # first: a closed pipe on stdout must not lose the file
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
-    print(text)
+    print_report("hotline burst", rows, args.quick, args.json)
     return 0
 
 

@@ -887,6 +887,25 @@ def markdown(results: list[Result], env: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def print_report(
+    benchmark: str, rows: list[dict[str, Any]], quick: bool, json_path: str | None
+) -> None:
+    """What a bench module run on its own prints: the table, then the JSON document (also
+    written to `json_path`, first, so that a closed pipe on stdout does not lose it)."""
+    results = [Result(**row) for row in rows]
+    print(table(results))
+    print()
+    document = {
+        "benchmark": benchmark,
+        "environment": environment(quick),
+        "results": [r.as_json() for r in results],
+    }
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if json_path:
+        Path(json_path).write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def bench_burst(settings: Settings) -> list[Result]:
     """2,000 people x 10 messages over real HTTP through the local Bot API server."""
     from bench import burst

@@ -354,20 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     stored = args.stored or (10_000 if args.quick else 100_000)
     active = args.active or (100 if args.quick else 1_000)
     result = rows(asyncio.run(_measure_both(stored, active, args.client)))
-    from bench.run import Result, environment, table
+    from bench.run import print_report  # bench.run imports this module: not at the top
 
-    results = [Result(**row) for row in result]
-    print(table(results))
-    print()
-    document = {
-        "benchmark": "hotline serving memory",
-        "environment": environment(args.quick),
-        "results": [r.as_json() for r in results],
-    }
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    if args.json:  # first: a closed pipe on stdout must not lose the file
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
-    print(text)
+    print_report("hotline serving memory", result, args.quick, args.json)
     return 0
 
 

@@ -24,7 +24,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 from adapters.serve.channel import Channel, Undeliverable
 from adapters.serve.handover import Desk
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 BACKOFF_INITIAL = 0.5  # seconds
 BACKOFF_MAX = 60.0
 GIVE_UP_AFTER = 24 * 3600.0  # a reply still unsent after a day is dropped (and counted)
+
+T = TypeVar("T")
 
 _DESK_ACTIONS = (StartHandover, RelayToOperator, CancelHandover, ForgetUser)
 
@@ -95,7 +98,7 @@ class Hub:
     async def start(self) -> None:
         """Send what a previous run committed but did not send; retry failed sends from now
         on. Call once the channels are started."""
-        for key in await self._journal_call(self.journal.keys_with_pending):
+        for key in await self._until_stored(self.journal.keys_with_pending):
             self._unsent.setdefault(key, time.monotonic())
         if self._retrier is None:
             self._retrier = asyncio.create_task(self._retry_unsent(), name="hub-outbox")
@@ -142,15 +145,22 @@ class Hub:
     async def _with_store(self, key: str, event: Inbound | None) -> None:
         """Step `event` (None: only send what is pending), retrying while the store is
         unavailable."""
+
+        async def once() -> None:
+            async with self.journal.conversation(key) as conv:
+                queued = None
+                if event is not None:
+                    queued = await self._step(conv, event)
+                await self._flush(conv, queued)
+
+        await self._until_stored(once)
+
+    async def _until_stored(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, again and again with back-off while the store is unavailable."""
         delay = BACKOFF_INITIAL
         while True:
             try:
-                async with self.journal.conversation(key) as conv:
-                    queued = None
-                    if event is not None:
-                        queued = await self._step(conv, event)
-                    await self._flush(conv, queued)
-                return
+                return await call()
             except StoreUnavailable as err:
                 self.metrics.error("store")
                 wait = min(delay, BACKOFF_MAX) * random.uniform(0.8, 1.2)  # noqa: S311
@@ -265,16 +275,6 @@ class Hub:
                     log.exception("retrying unsent replies failed")
             # Back off while sends keep failing; start over once something got through.
             delay = BACKOFF_INITIAL if len(self._unsent) < before else min(delay * 2, BACKOFF_MAX)
-
-    async def _journal_call(self, call):  # type: ignore[no-untyped-def]
-        delay = BACKOFF_INITIAL
-        while True:
-            try:
-                return await call()
-            except StoreUnavailable as err:
-                log.warning("the store is unavailable (%s); retrying in %.1fs", err, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
 
 
 async def _made(actions: Sequence[Action], metrics: Metrics | None = None) -> list[Action]:

@@ -35,6 +35,7 @@ from engine.conversation import Action, Session
 from engine.privacy import Sealer
 from engine.stores.base import SessionStore
 from engine.stores.canary import CanaryError, checked_canary
+from engine.stores.dbnames import reason, redacted
 from engine.stores.journal import (
     SEEN_KEEP_SECONDS,
     UPDATED_GRAIN,
@@ -101,7 +102,7 @@ class PostgresStore(SessionStore, Journal):
         by this process. Creating the tables and checking the keys happen here."""
         self.url = url
         self.sealer = sealer
-        self.where = _redacted(url) + (f" (schema {schema})" if schema else "")
+        self.where = redacted(url) + (f" (schema {schema})" if schema else "")
         self._kwargs: dict[str, Any] = {
             "connect_timeout": max(1, int(connect_timeout)),
             # Shown in pg_stat_activity: an administrator sees which connections are ours.
@@ -113,7 +114,7 @@ class PostgresStore(SessionStore, Journal):
             self._db = psycopg.connect(url, autocommit=True, **self._kwargs)
         except psycopg.Error as err:
             raise StoreError(
-                f"{self.where}: cannot connect to the PostgreSQL store ({_reason(err)}); "
+                f"{self.where}: cannot connect to the PostgreSQL store ({reason(err)}); "
                 "check store.url and that the server is running"
             ) from None
         self._lock = threading.Lock()
@@ -125,7 +126,7 @@ class PostgresStore(SessionStore, Journal):
             self._create(identity)
         except psycopg.Error as err:
             self._db.close()
-            raise StoreError(f"{self.where}: cannot prepare the store ({_reason(err)})") from None
+            raise StoreError(f"{self.where}: cannot prepare the store ({reason(err)})") from None
         except StoreError:
             self._db.close()
             raise
@@ -243,7 +244,7 @@ class PostgresStore(SessionStore, Journal):
                     if not conn.closed and not conn.broken:
                         await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
         except _UNAVAILABLE as err:
-            raise StoreUnavailable(f"{self.where}: {_reason(err)}") from None
+            raise StoreUnavailable(f"{self.where}: {reason(err)}") from None
 
     async def keys_with_pending(self) -> list[str]:
         pool = await self.open_journal()
@@ -252,7 +253,7 @@ class PostgresStore(SessionStore, Journal):
                 cursor = await conn.execute("SELECT DISTINCT key FROM outbox")
                 return [row[0] for row in await cursor.fetchall()]
         except _UNAVAILABLE as err:
-            raise StoreUnavailable(f"{self.where}: {_reason(err)}") from None
+            raise StoreUnavailable(f"{self.where}: {reason(err)}") from None
 
 
 class _PostgresConversation(Conversation):
@@ -335,20 +336,3 @@ def _lock_id(key: str) -> int:
     """The advisory lock id of a conversation: 64 bits of a hash of its key."""
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _reason(err: BaseException) -> str:
-    """A database error without its connection string (it may hold a password)."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text[:200]
-
-
-def _redacted(url: str) -> str:
-    """The URL as shown in messages: the password replaced."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "the PostgreSQL store"
-    host = info.get("host", "localhost")
-    port = info.get("port", "5432")
-    return f"postgresql://{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"

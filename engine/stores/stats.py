@@ -23,7 +23,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from engine.stores.dbnames import reason, redacted
 
 TABLE = "counters"
 Counts = Mapping[tuple[str, str], int]  # (day, name) -> n
@@ -200,7 +201,7 @@ class PostgresStats(StatsTable):
             except psycopg.Error as err:
                 self._conn.close()
                 raise StatsError(
-                    f"{self.where}: cannot create the counts table: {_reason(err)}"
+                    f"{self.where}: cannot create the counts table: {reason(err)}"
                 ) from None
 
     def _connect(self) -> Any:
@@ -210,7 +211,7 @@ class PostgresStats(StatsTable):
             )
         except self._psycopg.Error as err:
             # `from None`: the chained error could show the connection string.
-            raise StatsError(f"{self.where}: cannot open the store: {_reason(err)}") from None
+            raise StatsError(f"{self.where}: cannot open the store: {reason(err)}") from None
 
     def _connection(self) -> Any:
         if self._conn.closed or self._conn.broken:
@@ -227,7 +228,7 @@ class PostgresStats(StatsTable):
                 with conn.transaction(), conn.cursor() as cursor:
                     cursor.executemany(_UPSERT.format(p="%s"), rows)
             except self._psycopg.Error as err:
-                raise StatsError(f"{self.where}: cannot write the counts: {_reason(err)}") from None
+                raise StatsError(f"{self.where}: cannot write the counts: {reason(err)}") from None
 
     def read(self, since: str | None = None, until: str | None = None) -> list[Row]:
         query, params = _select(since, until, "%s")
@@ -239,29 +240,8 @@ class PostgresStats(StatsTable):
                 cursor = conn.execute(query, params)
                 return [(day, name, int(n)) for day, name, n in cursor.fetchall()]
             except self._psycopg.Error as err:
-                raise StatsError(f"{self.where}: cannot read the counts: {_reason(err)}") from None
+                raise StatsError(f"{self.where}: cannot read the counts: {reason(err)}") from None
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _reason(err: BaseException) -> str:
-    """A database error's first line: what went wrong, without libpq's hints."""
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
-
-
-def redacted(url: str) -> str:
-    """`url` with its password (if any) replaced by ***, for messages and logs."""
-    if not url.startswith(("postgresql://", "postgres://")):
-        return _PASSWORD.sub(r"\1***", url)  # a "key=value" connection string
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from adapters.matrix.replay import MatrixPerson
 from adapters.matrix.synapse_launcher import Account, LocalSynapse
 from adapters.serve.hub import Hub
 from engine.model import FlowSet
+from engine.privacy import new_key
 from engine.runtime import Engine
 from engine.stores import MemoryStore
 
@@ -100,3 +102,30 @@ async def person(
 def run(coro: Any) -> Any:
     """Tests are plain functions running one coroutine: no asyncio plugin needed."""
     return asyncio.run(asyncio.wait_for(coro, timeout=120))
+
+
+def serve_config(
+    synapse: LocalSynapse, bot: Account, folder: Path, flows: Path, sync_timeout_ms: int
+) -> tuple[Path, dict[str, str]]:
+    """A `hotline serve` config for `bot` on `synapse` (written in `folder`, SQLite store and
+    Matrix store_dir relative to it) and the environment to run it with: fresh keys."""
+    config = folder / "hotline.yaml"
+    config.write_text(
+        f"flows: {flows}\n"
+        "store: {sqlite: sessions.sqlite3}\n"
+        "matrix:\n"
+        f"  homeserver: {synapse.url}\n"
+        f'  user_id: "{bot.user_id}"\n'
+        "  store_dir: matrix-store\n"
+        f"  sync_timeout_ms: {sync_timeout_ms}\n",
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "MATRIX_PASSWORD": bot.password,
+        "MATRIX_STORE_KEY": "k" * 32,
+        "HOTLINE_KEYS": new_key(),
+        "HOTLINE_KEY_SECRET": new_key(),
+    }
+    env.pop("MATRIX_ACCESS_TOKEN", None)
+    return config, env

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
@@ -26,13 +25,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from matrix_support import ROOT, account, person, run
+from matrix_support import ROOT, account, person, run, serve_config
 from nio import MessageDirection, RoomMessagesResponse
 
 from adapters.matrix.convert import split_body
 from adapters.matrix.replay import MatrixPerson
 from adapters.matrix.synapse_launcher import LocalSynapse
-from engine.privacy import new_key
 
 pytestmark = pytest.mark.slow
 
@@ -180,25 +178,7 @@ def test_a_bot_killed_mid_burst_answers_every_message_exactly_once(
     not yet dropped from the outbox: resent after the restart). A bot that keeps up with
     people typing is mostly idle between their messages, where a kill tests nothing."""
     bot = account(synapse, "bot")
-    config = tmp_path / "hotline.yaml"
-    config.write_text(
-        f"flows: {FLOWS}\n"
-        "store: {sqlite: sessions.sqlite3}\n"
-        "matrix:\n"
-        f"  homeserver: {synapse.url}\n"
-        f'  user_id: "{bot.user_id}"\n'
-        "  store_dir: matrix-store\n"
-        "  sync_timeout_ms: 500\n",
-        encoding="utf-8",
-    )
-    env = {
-        **os.environ,
-        "MATRIX_PASSWORD": bot.password,
-        "MATRIX_STORE_KEY": "k" * 32,
-        "HOTLINE_KEYS": new_key(),
-        "HOTLINE_KEY_SECRET": new_key(),
-    }
-    env.pop("MATRIX_ACCESS_TOKEN", None)
+    config, env = serve_config(synapse, bot, tmp_path, FLOWS, sync_timeout_ms=500)
     serve = Serve(config, env, tmp_path / "serve.log")
     total = PEOPLE * len(SCRIPT)
 

@@ -3,17 +3,15 @@ the environment, stopped by SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from matrix_support import FLOWS, account, person, run
+from matrix_support import FLOWS, account, person, run, serve_config
 
 from adapters.matrix.synapse_launcher import LocalSynapse
-from engine.privacy import new_key
 
 pytestmark = pytest.mark.slow
 
@@ -22,25 +20,7 @@ def test_hotline_serve_answers_on_matrix_and_stops_cleanly(
     synapse: LocalSynapse, tmp_path: Path
 ) -> None:
     bot = account(synapse, "bot")
-    config = tmp_path / "hotline.yaml"
-    config.write_text(
-        f"flows: {FLOWS}\n"
-        "store: {sqlite: sessions.sqlite3}\n"
-        "matrix:\n"
-        f"  homeserver: {synapse.url}\n"
-        f'  user_id: "{bot.user_id}"\n'
-        "  store_dir: matrix-store\n"
-        "  sync_timeout_ms: 1000\n",
-        encoding="utf-8",
-    )
-    env = {
-        **os.environ,
-        "MATRIX_PASSWORD": bot.password,
-        "MATRIX_STORE_KEY": "k" * 32,
-        "HOTLINE_KEYS": new_key(),
-        "HOTLINE_KEY_SECRET": new_key(),
-    }
-    env.pop("MATRIX_ACCESS_TOKEN", None)
+    config, env = serve_config(synapse, bot, tmp_path, FLOWS, sync_timeout_ms=1000)
     server = subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--config", str(config)],
         cwd=tmp_path,

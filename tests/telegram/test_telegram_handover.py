@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import signal
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,7 +24,7 @@ from engine.loader import load_folder
 from engine.privacy import new_key
 from engine.runtime import Engine
 from engine.stores import MemoryStore
-from tests.telegram.tg_helpers import ROOT, make_config, run
+from tests.telegram.tg_helpers import make_config, run, serve_process
 
 FLOWS = Path(__file__).parents[1] / "data" / "semantics"
 PERSON, OPERATOR, GROUP = 5001, 7001, -100123
@@ -205,7 +203,7 @@ def test_serve_routes_cases_to_the_group_and_keeps_them_over_a_restart(tmp_path:
                 return err.decode()
 
             logs = ""
-            process = await _serve(config, env)
+            process = await serve_process(config, env)
             try:
                 await operator("/cases")
                 await server.wait_confirmed(server.send_text(PERSON, "/lawyer"), timeout=30)
@@ -214,7 +212,7 @@ def test_serve_routes_cases_to_the_group_and_keeps_them_over_a_restart(tmp_path:
                 number = (ticket.text or "").split()[1]
             finally:
                 logs += await stop(process)
-            process = await _serve(config, env)
+            process = await serve_process(config, env)
             try:
                 before = len(server.received(PERSON))
                 await operator("Still here after the restart.", reply_to=ticket.message_id)
@@ -228,18 +226,3 @@ def test_serve_routes_cases_to_the_group_and_keeps_them_over_a_restart(tmp_path:
             assert number not in logs and "restart" not in logs and str(PERSON) not in logs
 
     run(scenario(), limit=90)
-
-
-async def _serve(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "adapters.cli",
-        "serve",
-        "--config",
-        str(config),
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )

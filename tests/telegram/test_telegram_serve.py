@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
-from tg_helpers import ROOT, run
+from tg_helpers import ROOT, run, serve_process
 
 from adapters.telegram.localserver import LocalBotApiServer
 from engine.privacy import new_key
@@ -27,25 +25,10 @@ def _config(folder: Path, api_url: str) -> Path:
     return path
 
 
-async def _serve(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "adapters.cli",
-        "serve",
-        "--config",
-        str(config),
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
 def test_serve_answers_on_telegram_and_stops_cleanly(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with LocalBotApiServer() as server:
-            process = await _serve(
+            process = await serve_process(
                 _config(tmp_path, server.api_url),
                 {
                     "TELEGRAM_BOT_TOKEN": server.token,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,3 +121,20 @@ async def running_bot(
     finally:
         if own_server:
             await server.stop()
+
+
+async def serve_process(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """A real `hotline serve --config config` in a child process, `env` added to ours;
+    its output is piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        "serve",
+        "--config",
+        str(config),
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
